@@ -1,0 +1,1 @@
+"""The directory: areas, schools, agencies, people and their role grants."""

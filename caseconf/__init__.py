@@ -1,0 +1,1 @@
+"""caseconf: multi-agency case conferences for education inclusion teams."""

@@ -1,0 +1,39 @@
+"""The only place that reads the time. Tests and `caseconf simulate` pass a FixedClock."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FixedClock:
+    def __init__(self, at: datetime):
+        if at.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self.at = at.astimezone(timezone.utc)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+def london(moment: datetime) -> datetime:
+    return moment.astimezone(LONDON)
+
+
+def london_today(now: datetime) -> date:
+    return london(now).date()

@@ -1,0 +1,186 @@
+"""Settings from CASECONF_* environment variables, checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CASECONF_"
+
+# What each setting expects, in words a person setting it up can act on.
+EXPECTED = {
+    "database_url": "a SQLAlchemy URL: sqlite:///path/to/file.db or postgresql+psycopg://user:pass@host:5432/dbname",
+    "smtp_url": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465; leave unset for the built-in mail catcher",
+    "base_url": "the address people use to reach caseconf, e.g. https://caseconf.example.gov.uk",
+    "secret_key": "a random string of at least 32 characters (e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))')",
+    "mail_from": "an email address such as clinic@example.org",
+    "data_dir": "a directory caseconf can write to",
+    "sign_in_token_minutes": "a whole number of minutes between 1 and 1440",
+    "sign_in_requests_per_hour": "a whole number between 1 and 1000",
+    "catcher_port": "a TCP port number between 1 and 65535",
+    "prefect_port": "a TCP port number between 1 and 65535",
+    "outbox_max_attempts": "a whole number between 1 and 100",
+}
+
+
+class SettingsError(Exception):
+    """Raised with one line per bad setting; the CLI prints it without a traceback."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    smtp_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    mail_from: str = "clinic@kestrelford.example.org"
+    mail_from_name: str = "Kestrelford Inclusion Team"
+    catcher_host: str = "127.0.0.1"
+    catcher_port: int = Field(8025, ge=1, le=65535)
+    prefect_port: int = Field(4200, ge=1, le=65535)
+    sign_in_token_minutes: int = Field(15, ge=1, le=1440)
+    sign_in_requests_per_hour: int = Field(5, ge=1, le=1000)
+    outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_backoff_seconds: int = Field(30, ge=1, le=3600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("unsupported database URL")
+        if value.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("not an smtp:// or smtps:// URL with a host")
+        parts.port  # raises ValueError on a bad port
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        if "@" not in value or any(c in value for c in "\r\n <>"):
+            raise ValueError("not an email address")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("too short")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'caseconf.db').resolve()}"
+        if self.base_url.startswith("https://") and not self.secret_key:
+            raise ValueError("secret_key: must be set when caseconf is served over https")
+        return self
+
+    @property
+    def uses_mail_catcher(self) -> bool:
+        return self.smtp_url is None
+
+    @property
+    def effective_smtp_url(self) -> str:
+        return self.smtp_url or f"smtp://{self.catcher_host}:{self.catcher_port}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def maildir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.data_dir / "prefect"
+
+    def secret(self) -> str:
+        """The signing key: configured, or generated once and kept under the data dir (embedded use)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration with secrets hidden, for `caseconf check`."""
+        shown = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "secret_key":
+                value = "(set)" if value else f"(generated, kept in {self.data_dir / 'secret_key'})"
+            elif name in ("database_url", "smtp_url") and value:
+                value = _mask_password(str(value))
+            shown[ENV_PREFIX + name.upper()] = "(unset: built-in mail catcher)" if value is None else str(value)
+        return shown
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":****@", 1)
+    return url
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment; raise SettingsError naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            if not name and str(error.get("msg", "")).startswith("Value error, "):
+                name, _, _ = str(error["msg"]).removeprefix("Value error, ").partition(":")
+            env_name = ENV_PREFIX + name.upper() if name else "configuration"
+            given = os.environ.get(env_name)
+            shown = f" (got {given!r})" if given is not None and name != "secret_key" else ""
+            expected = EXPECTED.get(name, error.get("msg", "a valid value"))
+            problems.append(f"{env_name} is not valid{shown}: expected {expected}.")
+        raise SettingsError(problems) from None
+
+
+def configure_prefect(settings: Settings, *, api_url: str | None = None) -> None:
+    """Point Prefect at a home under our data dir, with telemetry off; call before importing prefect."""
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(settings.prefect_home.resolve())
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url

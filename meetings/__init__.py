@@ -1,0 +1,1 @@
+"""Referrals, meetings, agendas, minutes, decisions and actions."""
