@@ -1,0 +1,81 @@
+"""Recording email to send. Called inside the transaction of the change that causes it."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from caseconf.errors import Invalid
+from notifications.models import OutboundMessage, OutboundStatus
+
+
+def message_id_for(idempotency_key: str, mail_domain: str) -> str:
+    """The same key always gives the same Message-ID, so a resend after a crash is recognisable."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{mail_domain}>"
+
+
+def _single_line(name: str, value: str | None) -> None:
+    if value is not None and ("\r" in value or "\n" in value):
+        raise Invalid({name: f"The {name} of an email must be a single line"})
+
+
+def enqueue(
+    session: Session,
+    *,
+    now: datetime,
+    idempotency_key: str,
+    kind: str,
+    recipient: str,
+    subject: str,
+    body_text: str,
+    mail_domain: str,
+    body_html: str | None = None,
+    ics: str | None = None,
+    ics_method: str | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    reply_to: str | None = None,
+    referral_id: int | None = None,
+    meeting_id: int | None = None,
+) -> OutboundMessage:
+    """Queue one email; a key already queued returns the existing message unchanged."""
+    for name, value in (("recipient", recipient), ("subject", subject), ("reply_to", reply_to)):
+        _single_line(name, value)
+    existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key))
+    if existing is not None:
+        return existing
+    message = OutboundMessage(
+        idempotency_key=idempotency_key,
+        kind=kind,
+        recipient=recipient,
+        subject=subject,
+        body_text=body_text,
+        body_html=body_html,
+        ics=ics,
+        ics_method=ics_method,
+        message_id=message_id_for(idempotency_key, mail_domain),
+        in_reply_to=in_reply_to,
+        references=references,
+        reply_to=reply_to,
+        referral_id=referral_id,
+        meeting_id=meeting_id,
+        status=OutboundStatus.pending,
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+        attachments=[],
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        # Another transaction queued the same key first: theirs stands.
+        return session.scalars(
+            select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key)
+        ).one()
+    return message
