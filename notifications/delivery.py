@@ -22,6 +22,9 @@ from notifications.models import OutboundMessage, OutboundStatus
 from notifications.smtp import SendResult, send_messages
 
 MAX_BACKOFF = timedelta(hours=6)
+# Bodies that carry a live credential (a sign-in link) are blanked once the email has gone.
+REDACT_AFTER_SENDING = frozenset({"sign_in"})
+REDACTED = "(Removed after sending: this email contained a one-time sign-in link.)"
 LEASE = timedelta(minutes=10)
 
 
@@ -106,6 +109,8 @@ def record_result(
         message.status = OutboundStatus.sent
         message.sent_at = now
         message.last_error = None
+        if message.kind in REDACT_AFTER_SENDING:
+            message.body_text, message.body_html = REDACTED, None
     elif result.permanent:
         message.status = OutboundStatus.failed
         message.last_error = f"Refused by the mail server: {result.error}"

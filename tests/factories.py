@@ -1,0 +1,53 @@
+"""Plain, deterministic builders for test data. Each adds and flushes; the caller commits."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from agencies.models import Agency, Area, Person, Role, RoleGrant, School
+
+
+def make_area(session: Session, *, code: str = "N", name: str = "North") -> Area:
+    area = Area(code=code, name=name)
+    session.add(area)
+    session.flush()
+    return area
+
+
+def make_school(session: Session, *, area: Area, urn: str = "900001", name: str = "Alderbrook Primary") -> School:
+    school = School(
+        urn=urn,
+        name=name,
+        phase="primary",
+        area_id=area.id,
+        email=f"office@{urn}.example.org",
+        safeguarding_email=f"dsl@{urn}.example.org",
+    )
+    session.add(school)
+    session.flush()
+    return school
+
+
+def make_agency(session: Session, *, code: str = "CAMHS", name: str = "CAMHS", group: str = "health") -> Agency:
+    agency = Agency(code=code, name=name, mailbox=f"{code.lower()}@kestrelford.example.org", sharing_group=group)
+    session.add(agency)
+    session.flush()
+    return agency
+
+
+def make_person(
+    session: Session,
+    *,
+    email: str,
+    name: str = "Test Person",
+    role: Role | None = None,
+    active: bool = True,
+    **scope: int,
+) -> Person:
+    person = Person(name=name, email=email.lower(), active=active)
+    session.add(person)
+    session.flush()
+    if role is not None:
+        session.add(RoleGrant(person_id=person.id, role=role, **scope))
+        session.flush()
+    return person

@@ -1,0 +1,144 @@
+"""The web application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader, select_autoescape
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caseconf import audit
+from caseconf.clock import Clock, SystemClock, london
+from caseconf.db import make_engine, make_session_factory, transaction
+from caseconf.errors import Forbidden
+from caseconf.settings import Settings
+from web.deps import NotSignedIn, client_ip, render, sign_in_url
+from web.routers import admin, auth, health, home, outbox
+from web.security import CSRF_COOKIE, check_csrf, csrf_cookie_value, security_headers
+
+log = logging.getLogger("caseconf.web")
+
+WEB_DIR = Path(__file__).resolve().parent
+FRONTEND_DIR = WEB_DIR.parent / "node_modules" / "govuk-frontend" / "dist" / "govuk"
+
+
+def frontend_installed() -> bool:
+    return (FRONTEND_DIR / "govuk-frontend.min.css").exists()
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(WEB_DIR / "templates"),
+                PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja", "templates")}),
+            ]
+        ),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
+    )
+    env.filters["london"] = lambda moment, fmt="%-d %B %Y at %-I:%M%p": london(moment).strftime(fmt).replace(
+        "AM", "am"
+    ).replace("PM", "pm")
+    return Jinja2Templates(env=env)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    async def csrf_protect(request: Request) -> None:
+        await check_csrf(request, settings.secret())
+
+    app = FastAPI(
+        title="caseconf",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(csrf_protect)],
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory or make_session_factory(make_engine(settings.database_url))
+    app.state.clock = clock or SystemClock()
+    app.state.templates = _templates()
+
+    @app.middleware("http")
+    async def headers_and_csrf_cookie(request: Request, call_next):
+        had_cookie = CSRF_COOKIE in request.cookies
+        cookie_value = csrf_cookie_value(request)
+        response = await call_next(request)
+        for name, value in security_headers(request.url.path).items():
+            response.headers.setdefault(name, value)
+        if not had_cookie:
+            response.set_cookie(
+                CSRF_COOKIE, cookie_value, httponly=True, samesite="lax", secure=settings.secure_cookies
+            )
+        return response
+
+    app.exception_handler(NotSignedIn)(_not_signed_in)
+    app.exception_handler(Forbidden)(_forbidden)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(RequestValidationError)(_bad_request)
+    app.exception_handler(Exception)(_unexpected)
+
+    if frontend_installed():
+        app.mount("/assets", StaticFiles(directory=FRONTEND_DIR / "assets"), name="assets")
+        app.mount("/static/govuk", StaticFiles(directory=FRONTEND_DIR), name="govuk")
+    else:
+        log.warning("GOV.UK Frontend is not installed (run: npm ci); pages will be unstyled")
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+
+    for router in (health.router, auth.router, home.router, admin.router):
+        app.include_router(router)
+    if settings.uses_mail_catcher:
+        app.include_router(outbox.router)
+    return app
+
+
+async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+    return RedirectResponse(sign_in_url(request.url.path), status_code=303)
+
+
+async def _forbidden(request: Request, exc: Forbidden) -> Response:
+    principal = getattr(request.state, "principal", None)
+    is_csrf = str(exc) == "csrf"
+    with transaction(request.app.state.session_factory) as session:
+        audit.record(
+            session,
+            now=request.app.state.clock.now(),
+            action="csrf.refused" if is_csrf else "access.refused",
+            actor_person_id=principal.person_id if principal else None,
+            actor_label=principal.email if principal else "",
+            ip_address=client_ip(request),
+            path=request.url.path,
+            method=request.method,
+        )
+    template = "errors/csrf.html" if is_csrf else "errors/forbidden.html"
+    return render(request, template, status_code=403)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 404:
+        return render(request, "errors/not_found.html", status_code=404)
+    if exc.status_code == 405:
+        return render(request, "errors/not_found.html", status_code=405)
+    return render(request, "errors/problem.html", status_code=exc.status_code, reference=None)
+
+
+async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+    return render(request, "errors/bad_request.html", status_code=400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    reference = secrets.token_hex(4).upper()
+    log.exception("Unexpected error %s on %s %s", reference, request.method, request.url.path)
+    return render(request, "errors/problem.html", status_code=500, reference=reference)

@@ -1,0 +1,86 @@
+"""Request-scoped helpers: the database session, who is signed in, and page rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from agencies.auth import person_for_session
+from caseconf.errors import CaseconfError
+from caseconf.settings import Settings
+from meetings.access import Principal, principal_for
+from web.security import csrf_token
+
+SESSION_COOKIE = "caseconf_session"
+
+
+class NotSignedIn(CaseconfError):
+    pass
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def now_of(request: Request) -> datetime:
+    return request.app.state.clock.now()
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def current_principal(request: Request, session: DbSession) -> Principal | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    person = person_for_session(session, raw_session=raw, now=now_of(request))
+    principal = principal_for(person) if person else None
+    request.state.principal = principal
+    return principal
+
+
+Viewer = Annotated[Principal | None, Depends(current_principal)]
+
+
+def signed_in(viewer: Viewer) -> Principal:
+    if viewer is None:
+        raise NotSignedIn()
+    return viewer
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def safe_next_path(value: str | None) -> str:
+    """Only paths on this site; anything else (//evil.example, https://…) goes home."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def sign_in_url(path: str) -> str:
+    return "/sign-in" if path == "/" else f"/sign-in?next={quote(path, safe='/')}"
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    settings = settings_of(request)
+    context.setdefault("principal", getattr(request.state, "principal", None))
+    context["csrf_token"] = csrf_token(request, settings.secret())
+    context["uses_mail_catcher"] = settings.uses_mail_catcher
+    context["current_path"] = request.url.path
+    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)

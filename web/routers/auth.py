@@ -1,0 +1,127 @@
+"""Sign in by emailed link (request, confirm) and sign out."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from agencies.auth import LinkNotUsable, RateLimited, check_link, confirm_sign_in, request_sign_in, sign_out
+from agencies.models import Person
+from caseconf import audit
+from notifications.emails import MailContext, queue_sign_in_link
+from web.deps import SESSION_COOKIE, DbSession, client_ip, now_of, render, safe_next_path, settings_of
+
+router = APIRouter()
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def mail_context(request: Request) -> MailContext:
+    settings = settings_of(request)
+    return MailContext(
+        base_url=settings.base_url,
+        mail_domain=settings.mail_from.rsplit("@", 1)[1],
+        team_name=settings.mail_from_name,
+    )
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, next: str | None = None, signed_out: bool = False) -> Response:
+    return render(request, "auth/sign_in.html", next=safe_next_path(next), email="", errors={}, signed_out=signed_out)
+
+
+@router.post("/sign-in")
+def request_link(
+    request: Request, session: DbSession, email: str = Form(""), next: str = Form("/")
+) -> Response:
+    settings = settings_of(request)
+    email = email.strip()
+    next_path = safe_next_path(next)
+    error = None
+    if not email:
+        error = "Enter your email address"
+    elif len(email) > 320 or not EMAIL_PATTERN.match(email):
+        error = "Enter an email address in the correct format, like name@example.org"
+    if error:
+        return render(
+            request, "auth/sign_in.html", status_code=400, next=next_path, email=email, errors={"email": error}
+        )
+    now = now_of(request)
+    try:
+        with session.begin():
+            issued = request_sign_in(
+                session,
+                email=email,
+                now=now,
+                valid_for=timedelta(minutes=settings.sign_in_token_minutes),
+                per_hour=settings.sign_in_requests_per_hour,
+                ip_address=client_ip(request),
+                next_path=next_path,
+            )
+            if issued:
+                queue_sign_in_link(
+                    session,
+                    mail=mail_context(request),
+                    now=now,
+                    token_id=issued.token_id,
+                    raw_token=issued.raw_token,
+                    recipient=issued.person.email,
+                    name=issued.person.name,
+                    valid_minutes=settings.sign_in_token_minutes,
+                )
+    except RateLimited:
+        # The request's transaction was rolled back; the refusal is kept in one of its own.
+        with session.begin():
+            audit.record(
+                session, now=now, action="sign_in.rate_limited", actor_label=email.lower(), ip_address=client_ip(request)
+            )
+        return render(request, "auth/too_many.html", status_code=429)
+    return RedirectResponse("/sign-in/check-email", status_code=303)
+
+
+@router.get("/sign-in/check-email")
+def check_email(request: Request) -> Response:
+    return render(request, "auth/check_email.html", valid_minutes=settings_of(request).sign_in_token_minutes)
+
+
+@router.get("/sign-in/confirm")
+def confirm_page(request: Request, session: DbSession, token: str = "") -> Response:
+    """Shows who the link is for; only the button's POST uses the link (mail scanners open GETs)."""
+    try:
+        link = check_link(session, raw_token=token, now=now_of(request))
+    except LinkNotUsable as exc:
+        return render(request, "auth/link_problem.html", status_code=400, problem=str(exc))
+    person = session.get(Person, link.person_id)
+    return render(request, "auth/confirm.html", token=token, person_name=person.name if person else "")
+
+
+@router.post("/sign-in/confirm")
+def confirm(request: Request, session: DbSession, token: str = Form("")) -> Response:
+    settings = settings_of(request)
+    try:
+        with session.begin():
+            raw_session, link = confirm_sign_in(
+                session, raw_token=token, now=now_of(request), ip_address=client_ip(request)
+            )
+            next_path = link.next_path
+    except LinkNotUsable as exc:
+        return render(request, "auth/link_problem.html", status_code=400, problem=str(exc))
+    response = RedirectResponse(safe_next_path(next_path), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, raw_session, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/"
+    )
+    return response
+
+
+@router.post("/sign-out")
+def sign_out_now(request: Request, session: DbSession) -> Response:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        with session.begin():
+            sign_out(session, raw_session=raw, now=now_of(request), ip_address=client_ip(request))
+    response = RedirectResponse("/sign-in?signed_out=true", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

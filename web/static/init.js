@@ -1,0 +1,3 @@
+import { initAll } from "/static/govuk/govuk-frontend.min.js";
+
+initAll();
