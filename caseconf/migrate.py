@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+from caseconf.paths import MIGRATIONS_DIR
+
 
 
 def alembic_config(database_url: str) -> Config:

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from caseconf.db import transaction
+from caseconf.settings import Settings
 from notifications.models import OutboundMessage, OutboundStatus
 from notifications.smtp import SendResult, send_messages
 
@@ -163,3 +164,18 @@ def deliver_due(
             else:
                 report.retrying += 1
     return report
+
+
+def deliver_pending(
+    factory: sessionmaker[Session], settings: Settings, *, now: Callable[[], datetime], limit: int = 100
+) -> DeliveryReport:
+    """A delivery pass with the configured server, sender, attempts and backoff."""
+    return deliver_due(
+        factory,
+        smtp_url=settings.effective_smtp_url,
+        sender=Sender(address=settings.mail_from, name=settings.mail_from_name),
+        now=now,
+        max_attempts=settings.outbox_max_attempts,
+        backoff=timedelta(seconds=settings.outbox_backoff_seconds),
+        limit=limit,
+    )

@@ -19,6 +19,7 @@ from caseconf import audit
 from caseconf.clock import Clock, SystemClock, london
 from caseconf.db import make_engine, make_session_factory, transaction
 from caseconf.errors import Forbidden
+from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
 from web.routers import admin, auth, health, home, outbox
@@ -27,11 +28,6 @@ from web.security import CSRF_COOKIE, check_csrf, csrf_cookie_value, security_he
 log = logging.getLogger("caseconf.web")
 
 WEB_DIR = Path(__file__).resolve().parent
-FRONTEND_DIR = WEB_DIR.parent / "node_modules" / "govuk-frontend" / "dist" / "govuk"
-
-
-def frontend_installed() -> bool:
-    return (FRONTEND_DIR / "govuk-frontend.min.css").exists()
 
 
 def _templates() -> Jinja2Templates:

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from agencies.auth import LinkNotUsable, RateLimited, check_link, confirm_sign_in, request_sign_in, sign_out
 from agencies.models import Person
 from caseconf import audit
+from flows.triggers import request_delivery
 from notifications.emails import MailContext, queue_sign_in_link
 from web.deps import SESSION_COOKIE, DbSession, client_ip, now_of, render, safe_next_path, settings_of
 
@@ -79,6 +80,8 @@ def request_link(
                 session, now=now, action="sign_in.rate_limited", actor_label=email.lower(), ip_address=client_ip(request)
             )
         return render(request, "auth/too_many.html", status_code=429)
+    if issued:
+        request_delivery()
     return RedirectResponse("/sign-in/check-email", status_code=303)
 
 

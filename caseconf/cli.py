@@ -1,0 +1,230 @@
+"""The `caseconf` command. The composition root: the one module that may import every package."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from caseconf.settings import Settings, SettingsError, configure_prefect, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print("caseconf cannot start because of its configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_prefect(settings)
+    try:
+        return args.handler(settings, args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caseconf", description="Multi-agency case conferences.")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    up = command("up", cmd_up, "Start everything on this machine: database, mail catcher, scheduler, web.")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--no-demo", action="store_true", help="do not load the demo data on first run")
+
+    command("check", cmd_check, "Print the effective configuration and check it works.")
+
+    db = command("db", None, "Database schema.")
+    db_commands = db.add_subparsers(title="db commands", metavar="ACTION")
+    upgrade = db_commands.add_parser("upgrade", help="Create or upgrade the schema to the latest version.")
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+
+    demo = command("demo", cmd_demo, "Load the fictional Kestrelford demo data (safe to run again).")
+    demo.add_argument("--if-empty", action="store_true", help="only when the directory has nobody in it yet")
+
+    directory = command("directory", None, "Import or export the directory (YAML).")
+    directory_commands = directory.add_subparsers(title="directory commands", metavar="ACTION")
+    for action, handler, help in (
+        ("import", cmd_directory_import, "Check every row of FILE and import it only if all of it is valid."),
+        ("export", cmd_directory_export, "Write the directory to FILE ('-' for standard output)."),
+    ):
+        sub = directory_commands.add_parser(action, help=help, description=help)
+        sub.add_argument("file")
+        sub.set_defaults(handler=handler)
+
+    web = command("web", cmd_web, "Serve the web application only.")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+
+    command("demo-users", cmd_demo_users, "List the demo sign-in addresses, one for each audience.")
+    command("mail-catcher", cmd_mail_catcher, "Run the built-in mail catcher only.")
+    command("serve-flows", cmd_serve_flows, "Serve the scheduled flows against the Prefect server in PREFECT_API_URL.")
+    command("deliver", cmd_deliver, "Deliver due email from the outbox once, now.")
+    return parser
+
+
+def _factory(settings: Settings):
+    from caseconf.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def cmd_db_upgrade(settings: Settings, args) -> int:
+    from caseconf.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print("The database schema is up to date.")
+    return 0
+
+
+def cmd_check(settings: Settings, args) -> int:
+    from caseconf.checks import run_checks
+
+    print("Configuration:")
+    for name, value in settings.masked().items():
+        print(f"  {name} = {value}")
+    problems = 0
+    print("Checks:")
+    for check in run_checks(settings):
+        print(f"  [{'ok' if check.ok else 'PROBLEM'}] {check.name}: {check.detail}")
+        problems += not check.ok
+    return 1 if problems else 0
+
+
+def cmd_demo(settings: Settings, args) -> int:
+    from sqlalchemy import func, select
+
+    from agencies.models import Person
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from meetings.demo import load_demo
+
+    factory = _factory(settings)
+    with transaction(factory) as session:
+        if args.if_empty and session.scalar(select(func.count()).select_from(Person)):
+            print("The directory already has people in it; demo data not loaded.")
+            return 0
+        report = load_demo(session, now=SystemClock().now())
+    print(f"Demo data loaded: {report}")
+    return 0
+
+
+def cmd_demo_users(settings: Settings, args) -> int:
+    from meetings.demo import DEMO_USERS
+
+    width = max(len(label) for label, _ in DEMO_USERS)
+    for label, email in DEMO_USERS:
+        print(f"{label.ljust(width)}  {email}")
+    return 0
+
+
+def cmd_directory_import(settings: Settings, args) -> int:
+    from agencies.directory import import_directory
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.errors import Invalid
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"Cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with transaction(_factory(settings)) as session:
+            report = import_directory(session, text=text, now=SystemClock().now())
+    except Invalid as exc:
+        problems = exc.problems.values() if isinstance(exc.problems, dict) else exc.problems
+        print(f"{path} was not imported. Fix these problems and import it again:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"Imported {path}: {report}")
+    return 0
+
+
+def cmd_directory_export(settings: Settings, args) -> int:
+    from agencies.directory import export_directory
+
+    with _factory(settings)() as session:
+        text = export_directory(session)
+    if args.file == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.file).write_text(text, encoding="utf-8")
+        print(f"Directory written to {args.file}")
+    return 0
+
+
+def cmd_web(settings: Settings, args) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
+    return 0
+
+
+def cmd_mail_catcher(settings: Settings, args) -> int:
+    import signal
+    import threading
+
+    from notifications.catcher import start_catcher
+
+    controller = start_catcher(settings.maildir, settings.catcher_host, settings.catcher_port)
+    print(f"Mail catcher listening on {settings.catcher_host}:{settings.catcher_port}, keeping mail in {settings.maildir}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        controller.stop()
+    return 0
+
+
+def cmd_serve_flows(settings: Settings, args) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "PREFECT_API_URL is not set. Schedules need a Prefect server: start one with "
+            "'prefect server start' and set PREFECT_API_URL=http://HOST:PORT/api (caseconf up does this for you).",
+            file=sys.stderr,
+        )
+        return 2
+    from flows.deployments import serve_all
+
+    serve_all()
+    return 0
+
+
+def cmd_deliver(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock
+    from notifications.delivery import deliver_pending
+
+    report = deliver_pending(_factory(settings), settings, now=SystemClock().now)
+    print(f"{report.sent} sent, {report.retrying} to retry, {report.failed} failed")
+    for error in report.errors:
+        print(f"  {error}")
+    return 0
+
+
+def cmd_up(settings: Settings, args) -> int:
+    from caseconf.up import run_everything
+
+    return run_everything(settings, host=args.host, port=args.port, load_demo=not args.no_demo)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Prefect flows: short, idempotent sweeps over what is due now."""

@@ -1,0 +1,25 @@
+"""The schedules, in Europe/London wall-clock time, and serving them."""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.schedules import Cron
+
+from flows.delivery import deliver_outbox
+from flows.triggers import DELIVER_OUTBOX
+
+TIMEZONE = "Europe/London"
+
+
+def deployments() -> list:
+    return [
+        deliver_outbox.to_deployment(
+            name=DELIVER_OUTBOX.split("/")[1],
+            schedules=[Cron("* * * * *", timezone=TIMEZONE)],
+            description="Send queued email; temporary failures are retried with backoff.",
+        ),
+    ]
+
+
+def serve_all() -> None:
+    serve(*deployments(), print_starting_message=False)
