@@ -6,8 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 import uuid
 from datetime import datetime, timezone
+
+# Prefect reads these when first imported: keep its files out of the home directory, and no telemetry.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="caseconf-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "90"
+os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+os.environ.pop("PREFECT_API_URL", None)
 
 import pytest
 from sqlalchemy import create_engine, text

@@ -1,0 +1,72 @@
+"""The outbox delivery flow, run for real under Prefect, and its schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from caseconf.db import transaction
+from notifications.catcher import read_maildir, start_catcher
+from notifications.models import OutboundMessage, OutboundStatus
+from notifications.outbox import enqueue
+
+pytestmark = pytest.mark.flows
+
+
+def queue(session_factory, key: str, now: datetime) -> None:
+    with transaction(session_factory) as session:
+        enqueue(
+            session,
+            now=now,
+            idempotency_key=key,
+            kind="test",
+            recipient="camhs.rep@kestrelford.example.org",
+            subject=f"Papers ready ({key})",
+            body_text="Papers are ready on the portal.",
+            mail_domain="kestrelford.example.org",
+        )
+
+
+def test_flow_delivers_through_the_catcher_and_a_rerun_sends_nothing(flow_env, session_factory, session):
+    from flows.delivery import deliver_outbox
+
+    now = datetime(2026, 3, 26, 9, 0, tzinfo=timezone.utc)
+    queue(session_factory, "papers:1", now)
+    queue(session_factory, "papers:2", now)
+    catcher = start_catcher(flow_env.maildir, "127.0.0.1", flow_env.catcher_port)
+    try:
+        first = deliver_outbox(now=now)
+        second = deliver_outbox(now=now)
+    finally:
+        catcher.stop()
+    assert (first["claimed"], first["sent"]) == (2, 2)
+    assert second["claimed"] == 0
+    assert sorted(m.subject for m in read_maildir(flow_env.maildir)) == [
+        "Papers ready (papers:1)",
+        "Papers ready (papers:2)",
+    ]
+    statuses = session.scalars(select(OutboundMessage.status)).all()
+    assert statuses == [OutboundStatus.sent, OutboundStatus.sent]
+
+
+def test_flow_leaves_messages_queued_when_the_server_is_down(flow_env, session_factory, session):
+    from flows.delivery import deliver_outbox
+
+    now = datetime(2026, 3, 26, 9, 0, tzinfo=timezone.utc)
+    queue(session_factory, "papers:3", now)
+    report = deliver_outbox(now=now)  # nothing listens on the catcher port
+    assert (report["sent"], report["retrying"]) == (0, 1)
+    message = session.scalars(select(OutboundMessage)).one()
+    assert message.status == OutboundStatus.pending and message.last_error
+
+
+def test_deployments_run_on_london_time():
+    from flows.deployments import deployments
+
+    (deliver,) = deployments()
+    assert deliver.name == "deliver-outbox"
+    (schedule,) = deliver.schedules
+    assert schedule.schedule.cron == "* * * * *"
+    assert schedule.schedule.timezone == "Europe/London"

@@ -1,0 +1,31 @@
+"""The schema comes from migrations, on SQLite and (in CI) PostgreSQL, and matches the models."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from caseconf.migrate import alembic_config, current_revision, upgrade
+from caseconf.schema import load_metadata
+
+
+def test_migrations_reach_head_and_create_every_table(engine, database_url):
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    assert current_revision(database_url) == head
+    tables = set(inspect(engine).get_table_names())
+    assert set(load_metadata().tables) <= tables
+
+
+def test_upgrade_again_is_a_no_op(database_url):
+    before = current_revision(database_url)
+    upgrade(database_url)
+    assert current_revision(database_url) == before
+
+
+def test_models_and_migrations_agree(engine):
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, load_metadata())
+    assert differences == []
