@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Creates .venv and installs caseconf (and, with --test, what the tests need) plus GOV.UK Frontend.
+# Shared by scripts/up and scripts/test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "caseconf needs Python 3.11 or newer as '$python' (set PYTHON=/path/to/python3.11)." >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv || { echo "Could not create a virtual environment: install python3-venv." >&2; exit 1; }
+fi
+# Pinned versions (constraints.txt) are the set known to work with Prefect 3.8.8.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extras}"
+
+if ! command -v npm >/dev/null; then
+  echo "npm is needed to install GOV.UK Frontend: install Node.js (apt-get install nodejs npm)." >&2
+  exit 1
+fi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --silent --no-audit --no-fund
+fi
