@@ -44,9 +44,13 @@ def find_person_by_email(session: Session, email: str) -> Person | None:
 
 
 def _recent_requests(session: Session, *, now: datetime, **match) -> int:
-    query = select(func.count()).select_from(audit.AuditEvent).where(
-        audit.AuditEvent.action == "sign_in.requested",
-        audit.AuditEvent.occurred_at > now - timedelta(hours=1),
+    query = (
+        select(func.count())
+        .select_from(audit.AuditEvent)
+        .where(
+            audit.AuditEvent.action == "sign_in.requested",
+            audit.AuditEvent.occurred_at > now - timedelta(hours=1),
+        )
     )
     if "email" in match:
         query = query.where(audit.AuditEvent.actor_label == match["email"])

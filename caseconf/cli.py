@@ -185,7 +185,8 @@ def cmd_mail_catcher(settings: Settings, args) -> int:
     from notifications.catcher import start_catcher
 
     controller = start_catcher(settings.maildir, settings.catcher_host, settings.catcher_port)
-    print(f"Mail catcher listening on {settings.catcher_host}:{settings.catcher_port}, keeping mail in {settings.maildir}")
+    address = f"{settings.catcher_host}:{settings.catcher_port}"
+    print(f"Mail catcher listening on {address}, keeping mail in {settings.maildir}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

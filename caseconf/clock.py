@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -15,14 +15,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class FixedClock:
     def __init__(self, at: datetime):
         if at.tzinfo is None:
             raise ValueError("FixedClock needs an aware datetime")
-        self.at = at.astimezone(timezone.utc)
+        self.at = at.astimezone(UTC)
 
     def now(self) -> datetime:
         return self.at

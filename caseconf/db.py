@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -34,14 +34,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use an aware datetime (caseconf.clock)")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -62,6 +62,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    from caseconf.schema import load_metadata
+
+    load_metadata()  # every model, so relationships and foreign keys resolve in any process
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 

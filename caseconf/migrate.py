@@ -8,7 +8,6 @@ from alembic.config import Config
 from caseconf.paths import MIGRATIONS_DIR
 
 
-
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

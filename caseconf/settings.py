@@ -15,9 +15,15 @@ ENV_PREFIX = "CASECONF_"
 # What each setting expects, in words a person setting it up can act on.
 EXPECTED = {
     "database_url": "a SQLAlchemy URL: sqlite:///path/to/file.db or postgresql+psycopg://user:pass@host:5432/dbname",
-    "smtp_url": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465; leave unset for the built-in mail catcher",
+    "smtp_url": (
+        "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465;"
+        " leave unset for the built-in mail catcher"
+    ),
     "base_url": "the address people use to reach caseconf, e.g. https://caseconf.example.gov.uk",
-    "secret_key": "a random string of at least 32 characters (e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))')",
+    "secret_key": (
+        "a random string of at least 32 characters"
+        " (e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+    ),
     "mail_from": "an email address such as clinic@example.org",
     "data_dir": "a directory caseconf can write to",
     "sign_in_token_minutes": "a whole number of minutes between 1 and 1440",
@@ -46,6 +52,7 @@ class Settings(BaseSettings):
     secret_key: str = ""
     mail_from: str = "clinic@kestrelford.example.org"
     mail_from_name: str = "Kestrelford Inclusion Team"
+    organisation_name: str = "Kestrelford Borough Council"
     catcher_host: str = "127.0.0.1"
     catcher_port: int = Field(8025, ge=1, le=65535)
     prefect_port: int = Field(4200, ge=1, le=65535)
@@ -72,7 +79,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("not an smtp:// or smtps:// URL with a host")
-        parts.port  # raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
         return value
 
     @field_validator("base_url")

@@ -66,7 +66,8 @@ class Supervisor:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
         process = subprocess.Popen(
             command,
-            env={**os.environ, **(env or {})},
+            # An absolute data dir, so every part (and every flow run) finds the same files.
+            env={**os.environ, "CASECONF_DATA_DIR": str(self.settings.data_dir.resolve()), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -122,8 +123,10 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
     busy = [f"{name} port {p} on {h}" for name, h, p in wanted if not port_free(h, p)]
     if busy:
         print("Cannot start: these ports are in use: " + "; ".join(busy) + ".", file=sys.stderr)
-        print("Stop whatever uses them, or choose others (--port, CASECONF_PREFECT_PORT, CASECONF_CATCHER_PORT).",
-              file=sys.stderr)
+        print(
+            "Stop whatever uses them, or choose others (--port, CASECONF_PREFECT_PORT, CASECONF_CATCHER_PORT).",
+            file=sys.stderr,
+        )
         return 1
 
     print("Preparing the database…", flush=True)
@@ -141,16 +144,26 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         print("Starting the scheduler (a local Prefect server)…", flush=True)
         prefect = supervisor.start(
             "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(settings.prefect_port)],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.prefect_port),
+            ],
             env={"PREFECT_UI_ENABLED": "true", "PREFECT_API_URL": ""},
         )
         if not wait_for_http(f"{api_url}/health", 120, prefect):
             print(f"The Prefect server did not start; see {supervisor.log_dir / 'prefect-server.log'}", file=sys.stderr)
             return 1
         supervisor.start("flows", _caseconf("serve-flows"), env={"PREFECT_API_URL": api_url})
-        web = supervisor.start("web", _caseconf("web", "--host", host, "--port", str(port)),
-                               env={"PREFECT_API_URL": api_url})
+        web = supervisor.start(
+            "web", _caseconf("web", "--host", host, "--port", str(port)), env={"PREFECT_API_URL": api_url}
+        )
         if not wait_for_http(f"http://{host}:{port}/healthz", 60, web):
             print(f"The web application did not start; see {supervisor.log_dir / 'web.log'}", file=sys.stderr)
             return 1
@@ -158,8 +171,11 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         while True:
             exited = supervisor.first_exited()
             if exited:
-                print(f"{exited.name} stopped unexpectedly (exit {exited.process.returncode}); see "
-                      f"{supervisor.log_dir / (exited.name + '.log')}. Stopping everything.", file=sys.stderr)
+                print(
+                    f"{exited.name} stopped unexpectedly (exit {exited.process.returncode}); see "
+                    f"{supervisor.log_dir / (exited.name + '.log')}. Stopping everything.",
+                    file=sys.stderr,
+                )
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

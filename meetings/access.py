@@ -41,8 +41,7 @@ def principal_for(person: Person) -> Principal:
         name=person.name,
         email=person.email,
         grants=tuple(
-            Grant(Role(g.role), area_id=g.area_id, school_id=g.school_id, agency_id=g.agency_id)
-            for g in person.grants
+            Grant(Role(g.role), area_id=g.area_id, school_id=g.school_id, agency_id=g.agency_id) for g in person.grants
         ),
     )
 

@@ -341,9 +341,7 @@ class Term(Base):
     __tablename__ = "term"
     __table_args__ = (
         CheckConstraint("starts_on <= ends_on", name="term_dates_in_order"),
-        CheckConstraint(
-            "(half_term_starts_on IS NULL) = (half_term_ends_on IS NULL)", name="half_term_complete"
-        ),
+        CheckConstraint("(half_term_starts_on IS NULL) = (half_term_ends_on IS NULL)", name="half_term_complete"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -362,7 +360,8 @@ class MeetingSeries(Base):
         CheckConstraint("duration_minutes > 0", name="duration_positive"),
         CheckConstraint("capacity_items > 0 AND item_minutes > 0", name="capacity_positive"),
         CheckConstraint("chair_rotation_every > 0", name="rotation_positive"),
-        CheckConstraint("area_id IS NOT NULL OR school_id IS NOT NULL", name="series_has_scope"),
+        # A hot clinic may serve one area or the whole borough (no area); a TAS serves one school.
+        CheckConstraint("kind != 'team_around_school' OR school_id IS NOT NULL", name="tas_has_school"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

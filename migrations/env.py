@@ -1,7 +1,6 @@
 """Alembic environment: the URL comes from caseconf settings (or the caller's config)."""
 
 from alembic import context
-from sqlalchemy import DateTime
 
 from caseconf.db import UTCDateTime, make_engine
 from caseconf.schema import load_metadata

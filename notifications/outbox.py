@@ -75,7 +75,5 @@ def enqueue(
             session.add(message)
     except IntegrityError:
         # Another transaction queued the same key first: theirs stands.
-        return session.scalars(
-            select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key)
-        ).one()
+        return session.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key)).one()
     return message

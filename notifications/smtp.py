@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -98,4 +100,11 @@ def send_messages(smtp_url: str, messages: Sequence[EmailMessage], *, timeout: f
     """Send over one connection; one result per message, in order. Never raises for SMTP trouble."""
     if not messages:
         return []
-    return asyncio.run(_send_all(SmtpTarget.from_url(smtp_url), messages, timeout))
+    run = functools.partial(asyncio.run, _send_all(SmtpTarget.from_url(smtp_url), messages, timeout))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    # Called from code that already runs an event loop in this thread: send from another thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()

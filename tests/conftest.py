@@ -8,7 +8,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Prefect reads these when first imported: keep its files out of the home directory, and no telemetry.
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="caseconf-prefect-")
@@ -107,4 +107,4 @@ def settings(tmp_path, database_url, monkeypatch):
 
 @pytest.fixture
 def clock():
-    return FixedClock(datetime(2026, 1, 12, 9, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 1, 12, 9, 0, tzinfo=UTC))

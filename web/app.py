@@ -40,9 +40,9 @@ def _templates() -> Jinja2Templates:
         ),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
     )
-    env.filters["london"] = lambda moment, fmt="%-d %B %Y at %-I:%M%p": london(moment).strftime(fmt).replace(
-        "AM", "am"
-    ).replace("PM", "pm")
+    env.filters["london"] = lambda moment, fmt="%-d %B %Y at %-I:%M%p": (
+        london(moment).strftime(fmt).replace("AM", "am").replace("PM", "pm")
+    )
     return Jinja2Templates(env=env)
 
 

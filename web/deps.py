@@ -82,5 +82,6 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("principal", getattr(request.state, "principal", None))
     context["csrf_token"] = csrf_token(request, settings.secret())
     context["uses_mail_catcher"] = settings.uses_mail_catcher
+    context["organisation_name"] = settings.organisation_name
     context["current_path"] = request.url.path
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)

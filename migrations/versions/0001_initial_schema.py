@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:22:34.556595
+Create Date: 2026-11-23 19:39:36.741961
 """
 
 from alembic import op
@@ -211,8 +211,8 @@ def upgrade() -> None:
     sa.Column('quorum_min_agencies', sa.Integer(), nullable=False),
     sa.Column('quorum_required_agencies', sa.JSON(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.CheckConstraint("kind != 'team_around_school' OR school_id IS NOT NULL", name=op.f('ck_meeting_series_tas_has_school')),
     sa.CheckConstraint("kind IN ('hot_clinic', 'team_around_school')", name=op.f('ck_meeting_series_kind_allowed')),
-    sa.CheckConstraint('area_id IS NOT NULL OR school_id IS NOT NULL', name=op.f('ck_meeting_series_series_has_scope')),
     sa.CheckConstraint('capacity_items > 0 AND item_minutes > 0', name=op.f('ck_meeting_series_capacity_positive')),
     sa.CheckConstraint('chair_rotation_every > 0', name=op.f('ck_meeting_series_rotation_positive')),
     sa.CheckConstraint('duration_minutes > 0', name=op.f('ck_meeting_series_duration_positive')),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -32,7 +32,7 @@ def queue(session_factory, key: str, now: datetime) -> None:
 def test_flow_delivers_through_the_catcher_and_a_rerun_sends_nothing(flow_env, session_factory, session):
     from flows.delivery import deliver_outbox
 
-    now = datetime(2026, 3, 26, 9, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 26, 9, 0, tzinfo=UTC)
     queue(session_factory, "papers:1", now)
     queue(session_factory, "papers:2", now)
     catcher = start_catcher(flow_env.maildir, "127.0.0.1", flow_env.catcher_port)
@@ -54,7 +54,7 @@ def test_flow_delivers_through_the_catcher_and_a_rerun_sends_nothing(flow_env, s
 def test_flow_leaves_messages_queued_when_the_server_is_down(flow_env, session_factory, session):
     from flows.delivery import deliver_outbox
 
-    now = datetime(2026, 3, 26, 9, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 26, 9, 0, tzinfo=UTC)
     queue(session_factory, "papers:3", now)
     report = deliver_outbox(now=now)  # nothing listens on the catcher port
     assert (report["sent"], report["retrying"]) == (0, 1)

@@ -53,9 +53,7 @@ def queue(session_factory, clock, key, recipient="eip.north@kestrelford.example.
 
 
 def deliver(session_factory, clock, port, **kwargs):
-    return deliver_due(
-        session_factory, smtp_url=f"smtp://127.0.0.1:{port}", sender=SENDER, now=clock.now, **kwargs
-    )
+    return deliver_due(session_factory, smtp_url=f"smtp://127.0.0.1:{port}", sender=SENDER, now=clock.now, **kwargs)
 
 
 def message(session, key) -> OutboundMessage:
@@ -153,7 +151,7 @@ def test_temporary_4xx_retries_and_gives_up_after_max_attempts(session_factory, 
     queue(session_factory, clock, "busy", recipient="busy-box@kestrelford.example.org")
     controller = start_picky_server(maildir, port)
     try:
-        for attempt in range(1, 4):
+        for _ in range(3):
             report = deliver(session_factory, clock, port, max_attempts=3)
             assert report.claimed == 1
             clock.advance(hours=7)

@@ -30,7 +30,9 @@ def test_project_keeps_the_layers():
 
 def test_a_wrong_way_import_is_caught(tmp_path):
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        shutil.copytree(
+            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "node_modules")
+        )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     with open(tmp_path / "agencies" / "models.py", "a") as module:
         module.write("\nimport web.app  # agencies must not know about the web\n")

@@ -30,10 +30,12 @@ def people(session_factory):
     with transaction(session_factory) as session:
         north = make_area(session)
         school = make_school(session, area=north)
-        eip = make_person(session, email="eip.north@kestrelford.example.org", name="Priya North", role=Role.eip,
-                          area_id=north.id)
-        referrer = make_person(session, email="dsl@alderbrook.example.org", name="Sam Dsl",
-                               role=Role.school_referrer, school_id=school.id)
+        eip = make_person(
+            session, email="eip.north@kestrelford.example.org", name="Priya North", role=Role.eip, area_id=north.id
+        )
+        referrer = make_person(
+            session, email="dsl@alderbrook.example.org", name="Sam Dsl", role=Role.school_referrer, school_id=school.id
+        )
         admin = make_person(session, email="admin@kestrelford.example.org", name="Ada Admin", role=Role.admin)
         return {"eip": eip.email, "referrer": referrer.email, "admin": admin.email}
 

@@ -35,6 +35,7 @@ def server(settings, session_factory, clock):
     with transaction(session_factory) as session:
         load_demo(session, now=clock.now())
     port = free_port()
+    settings = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})  # links in emails
     app = create_app(settings, session_factory=session_factory, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -71,9 +72,7 @@ def demo_email(label_start: str) -> tuple[str, str]:
     return next((label, email) for label, email in DEMO_USERS if label.startswith(label_start))
 
 
-def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(
-    server, page, settings, session_factory, clock
-):
+def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(server, page, settings, session_factory, clock):
     _, email = demo_email("EIP")
     page.goto(f"{server}/")
     assert page.url == f"{server}/sign-in"
@@ -84,7 +83,7 @@ def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(
     report = deliver_pending(session_factory, settings, now=clock.now)  # what the scheduled flow does
     assert report.sent == 1
 
-    page.get_by_role("link", name="mail catcher").click()
+    page.get_by_role("link", name="mail catcher", exact=True).click()
     shot(page, "outbox")
     page.get_by_role("link", name="Your sign-in link").first.click()
     page.locator("#text-body a").first.click()

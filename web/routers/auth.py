@@ -35,9 +35,7 @@ def sign_in_page(request: Request, next: str | None = None, signed_out: bool = F
 
 
 @router.post("/sign-in")
-def request_link(
-    request: Request, session: DbSession, email: str = Form(""), next: str = Form("/")
-) -> Response:
+def request_link(request: Request, session: DbSession, email: str = Form(""), next: str = Form("/")) -> Response:
     settings = settings_of(request)
     email = email.strip()
     next_path = safe_next_path(next)
@@ -77,7 +75,11 @@ def request_link(
         # The request's transaction was rolled back; the refusal is kept in one of its own.
         with session.begin():
             audit.record(
-                session, now=now, action="sign_in.rate_limited", actor_label=email.lower(), ip_address=client_ip(request)
+                session,
+                now=now,
+                action="sign_in.rate_limited",
+                actor_label=email.lower(),
+                ip_address=client_ip(request),
             )
         return render(request, "auth/too_many.html", status_code=429)
     if issued:
