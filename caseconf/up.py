@@ -160,7 +160,10 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         if not wait_for_http(f"{api_url}/health", 120, prefect):
             print(f"The Prefect server did not start; see {supervisor.log_dir / 'prefect-server.log'}", file=sys.stderr)
             return 1
-        supervisor.start("flows", _caseconf("serve-flows"), env={"PREFECT_API_URL": api_url})
+        # Polling every 2 s (not 10) so a sign-in email asked for now goes out within seconds.
+        supervisor.start(
+            "flows", _caseconf("serve-flows"), env={"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+        )
         web = supervisor.start(
             "web", _caseconf("web", "--host", host, "--port", str(port)), env={"PREFECT_API_URL": api_url}
         )

@@ -16,7 +16,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv || { echo "Could not create a virtual environment: install python3-venv." >&2; exit 1; }
 fi
 # Pinned versions (constraints.txt) are the set known to work with Prefect 3.8.8.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extras}"
+# (Some machines list package folders that do not exist; pip's notes about them are noise.)
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extras}" 2>&1 \
+  | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
 if ! command -v npm >/dev/null; then
   echo "npm is needed to install GOV.UK Frontend: install Node.js (apt-get install nodejs npm)." >&2

@@ -27,7 +27,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture
@@ -58,14 +60,22 @@ def page():
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        # CSP is bypassed only so the test can inject axe; the app's own pages never need inline script.
+        page = browser.new_page(bypass_csp=True)
         yield page
         browser.close()
 
 
 def shot(page, name: str) -> None:
+    """Keep a screenshot for people to look at, and check the page with axe (WCAG 2.1 A and AA)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}))
+            .violations.map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(" ")).join(", ")})`)"""
+    )
+    assert violations == [], f"accessibility problems on {name}: {violations}"
 
 
 def demo_email(label_start: str) -> tuple[str, str]:
@@ -77,8 +87,10 @@ def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(server, pa
     page.goto(f"{server}/")
     assert page.url == f"{server}/sign-in"
     page.get_by_label("Email address").fill(email)
+    shot(page, "sign-in")
     page.get_by_role("button", name="Email me a sign-in link").click()
     page.get_by_role("heading", name="Check your email").wait_for()
+    shot(page, "check-email")
 
     report = deliver_pending(session_factory, settings, now=clock.now)  # what the scheduled flow does
     assert report.sent == 1
@@ -86,6 +98,7 @@ def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(server, pa
     page.get_by_role("link", name="mail catcher", exact=True).click()
     shot(page, "outbox")
     page.get_by_role("link", name="Your sign-in link").first.click()
+    shot(page, "outbox-message")
     page.locator("#text-body a").first.click()
     page.get_by_role("heading", name="Sign in as").wait_for()
     shot(page, "confirm")
@@ -100,6 +113,7 @@ def test_demo_eip_signs_in_from_the_emailed_link_and_is_refused_admin(server, pa
     response = page.goto(f"{server}/admin")
     assert response.status == 403
     assert page.get_by_role("heading", name="You do not have access to this page").is_visible()
+    shot(page, "forbidden")
 
     page.goto(f"{server}/")
     page.get_by_role("button", name="Sign out").click()
