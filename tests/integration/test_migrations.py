@@ -29,3 +29,12 @@ def test_models_and_migrations_agree(engine):
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         differences = compare_metadata(context, load_metadata())
     assert differences == []
+
+
+def test_downgrade_to_nothing_and_back(engine, database_url):
+    from alembic import command
+
+    command.downgrade(alembic_config(database_url), "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(database_url)
+    assert set(load_metadata().tables) <= set(inspect(engine).get_table_names())
