@@ -119,11 +119,7 @@ def confirm_sign_in(
     session: Session, *, raw_token: str, now: datetime, ip_address: str | None
 ) -> tuple[str, SignInToken]:
     """Consume the link and open a session; returns the raw session id for the cookie."""
-    try:
-        token = check_link(session, raw_token=raw_token, now=now)
-    except LinkNotUsable:
-        audit.record(session, now=now, action="sign_in.link_refused", ip_address=ip_address)
-        raise
+    token = check_link(session, raw_token=raw_token, now=now)
     # Conditional update: of two presses of the same link, only one signs in.
     used = session.execute(
         update(SignInToken)

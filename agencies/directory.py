@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session, selectinload
 from agencies.models import Agency, Area, Person, Phase, Role, RoleGrant, School, SharingGroup
 from caseconf import audit
 from caseconf.errors import Conflict, Invalid
+from caseconf.validation import is_email_address
 
 SECTIONS = ("areas", "schools", "agencies", "people")
 SCOPES = ("area", "school", "agency")
@@ -58,7 +59,6 @@ ROLE_SCOPE = {Role.eip: "area", Role.agency_rep: "agency", Role.school_referrer:
 
 CODE = re.compile(r"^[A-Za-z0-9_-]+$")
 URN = re.compile(r"^[0-9]{6}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class _RowReader:
 
     def email(self, key: str, *, required: bool = True) -> str | None:
         value = self.text(key, required=required, max_length=320)
-        if value is not None and not EMAIL.match(value):
+        if value is not None and not is_email_address(value):
             self.problem(f"{self.kind} {key} '{value}' does not look like an email address")
             return None
         return value

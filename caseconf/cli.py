@@ -135,7 +135,7 @@ def cmd_directory_import(settings: Settings, args) -> int:
     from agencies.directory import import_directory
     from caseconf.clock import SystemClock
     from caseconf.db import transaction
-    from caseconf.errors import Invalid
+    from caseconf.errors import Conflict, Invalid
 
     path = Path(args.file)
     try:
@@ -151,6 +151,9 @@ def cmd_directory_import(settings: Settings, args) -> int:
         print(f"{path} was not imported. Fix these problems and import it again:", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except Conflict as exc:
+        print(f"{path} was not imported: {exc}", file=sys.stderr)
         return 1
     print(f"Imported {path}: {report}")
     return 0
@@ -174,7 +177,17 @@ def cmd_web(settings: Settings, args) -> int:
 
     from web.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", proxy_headers=False)
+    proxies = settings.trusted_proxies.strip()
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        # Client addresses (for rate limits and the audit log) come from X-Forwarded-For only
+        # when the request arrives from a proxy named in CASECONF_TRUSTED_PROXIES.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
     return 0
 
 

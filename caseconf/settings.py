@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from caseconf.validation import is_email_address
+
 ENV_PREFIX = "CASECONF_"
 
 # What each setting expects, in words a person setting it up can act on.
@@ -60,6 +62,8 @@ class Settings(BaseSettings):
     sign_in_requests_per_hour: int = Field(5, ge=1, le=1000)
     outbox_max_attempts: int = Field(8, ge=1, le=100)
     outbox_backoff_seconds: int = Field(30, ge=1, le=3600)
+    # Addresses of the reverse proxies whose X-Forwarded-For may be believed (comma-separated).
+    trusted_proxies: str = ""
 
     @field_validator("database_url")
     @classmethod
@@ -93,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("mail_from")
     @classmethod
     def _mail_from(cls, value: str) -> str:
-        if "@" not in value or any(c in value for c in "\r\n <>"):
+        if not is_email_address(value):
             raise ValueError("not an email address")
         return value
 
@@ -110,6 +114,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'caseconf.db').resolve()}"
         if self.base_url.startswith("https://") and not self.secret_key:
             raise ValueError("secret_key: must be set when caseconf is served over https")
+        if self.base_url.startswith("https://") and not self.smtp_url:
+            # The catcher shows every email, sign-in links included: never on a served site.
+            raise ValueError("smtp_url: must be set when caseconf is served over https")
         return self
 
     @property
@@ -139,8 +146,10 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            # Created readable by the owner only, never briefly readable by others.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
 
     def masked(self) -> dict[str, str]:

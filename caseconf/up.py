@@ -164,9 +164,10 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         supervisor.start(
             "flows", _caseconf("serve-flows"), env={"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
         )
-        web = supervisor.start(
-            "web", _caseconf("web", "--host", host, "--port", str(port)), env={"PREFECT_API_URL": api_url}
-        )
+        web_env = {"PREFECT_API_URL": api_url}
+        if "CASECONF_BASE_URL" not in os.environ:
+            web_env["CASECONF_BASE_URL"] = f"http://{host}:{port}"  # so emailed links point here
+        web = supervisor.start("web", _caseconf("web", "--host", host, "--port", str(port)), env=web_env)
         if not wait_for_http(f"http://{host}:{port}/healthz", 60, web):
             print(f"The web application did not start; see {supervisor.log_dir / 'web.log'}", file=sys.stderr)
             return 1

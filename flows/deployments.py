@@ -16,6 +16,7 @@ def deployments() -> list:
         deliver_outbox.to_deployment(
             name=DELIVER_OUTBOX.split("/")[1],
             schedules=[Cron("* * * * *", timezone=TIMEZONE)],
+            concurrency_limit=1,  # one delivery at a time; a run started meanwhile waits its turn
             description="Send queued email; temporary failures are retried with backoff.",
         ),
     ]

@@ -46,9 +46,11 @@ def principal_for(person: Person) -> Principal:
     )
 
 
+# Actions any signed-in person may take, whatever their roles (even none yet).
+SIGNED_IN_ACTIONS = frozenset({"home.view"})
+
 # action -> the roles that may take it. Anything not listed is refused.
 RULES: dict[str, frozenset[Role]] = {
-    "home.view": frozenset(Role),
     "admin.view": frozenset({Role.admin}),
     "directory.manage": frozenset({Role.admin}),
     "triage.view": frozenset({Role.eip}),
@@ -62,6 +64,8 @@ RULES: dict[str, frozenset[Role]] = {
 def can(principal: Principal | None, action: str) -> bool:
     if principal is None:
         return False
+    if action in SIGNED_IN_ACTIONS:
+        return True
     allowed = RULES.get(action)
     return bool(allowed and principal.roles & allowed)
 

@@ -37,7 +37,6 @@ from meetings.models import (
     MeetingStatusChange,
     Minute,
     MinutesStatus,
-    ReferenceCounter,
     Referral,
     ReferralReasonOption,
     ReferralStatus,
@@ -45,6 +44,7 @@ from meetings.models import (
     SeriesMember,
     Term,
 )
+from meetings.referrals import issue_reference
 from meetings.schedule import calendar_uid, chair_for, meeting_window, thursdays_in_term
 
 DIRECTORY_FILE = Path(__file__).with_name("demo_directory.yaml")
@@ -356,7 +356,7 @@ def _make_referral(
         updated_at=last.at,
         immediate_risk_checked_at=first.at,
         submitted_at=submitted.at if submitted else None,
-        reference=_issue_reference(session, year=submitted.at.astimezone(LONDON).year) if submitted else None,
+        reference=issue_reference(session, year=submitted.at.astimezone(LONDON).year) if submitted else None,
         **persona.referral,
     )
     session.add(referral)
@@ -418,18 +418,3 @@ def _make_referral(
                 ActionEvent(kind=ActionEventKind.done, occurred_at=spec.done_at, by_person_id=owner.id)
             )
         session.add(action)
-
-
-def _issue_reference(session: Session, *, year: int, prefix: str = "VPHC") -> str:
-    # The counter row is locked (on PostgreSQL) so two submissions never share a number.
-    counter = session.scalar(
-        select(ReferenceCounter)
-        .where(ReferenceCounter.prefix == prefix, ReferenceCounter.year == year)
-        .with_for_update()
-    )
-    if counter is None:
-        counter = ReferenceCounter(prefix=prefix, year=year, last_number=0)
-        session.add(counter)
-    counter.last_number += 1
-    session.flush()
-    return f"{prefix}-{year}-{counter.last_number:04d}"

@@ -1,32 +1,38 @@
-"""Delivering the outbox: claim due messages, send them outside any transaction, record the outcome.
+"""Delivering the outbox, at most once per message.
 
-A message is claimed by a conditional UPDATE, so two deliveries running at once never both send it.
-A crash after the SMTP server accepted a message but before it was marked sent leaves it `sending`;
-after the lease it is sent again with the same Message-ID (at-least-once on the wire, which mail
-clients de-duplicate by Message-ID).
+1. Claim (short transaction): due `pending` messages become `sending` and count an attempt.
+2. For each message, in its own short transaction, record that it is being handed to the mail
+   server, but only if this delivery still owns the claim; then send it; then record the outcome.
+3. A message left `sending` past the lease (its delivery died) is sent again only if it was never
+   handed over. One that was handed over may already have arrived, so it is marked failed for a
+   person to check rather than risk sending it twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from caseconf.db import transaction
 from caseconf.settings import Settings
 from notifications.models import OutboundMessage, OutboundStatus
-from notifications.smtp import SendResult, send_messages
+from notifications.smtp import SendResult, SmtpConnection
 
 MAX_BACKOFF = timedelta(hours=6)
-# Bodies that carry a live credential (a sign-in link) are blanked once the email has gone.
-REDACT_AFTER_SENDING = frozenset({"sign_in"})
-REDACTED = "(Removed after sending: this email contained a one-time sign-in link.)"
 LEASE = timedelta(minutes=10)
+# Bodies that carry a live credential (a sign-in link) are blanked once the email has gone or failed.
+REDACT_WHEN_DONE = frozenset({"sign_in"})
+REDACTED = "(Removed: this email contained a one-time sign-in link.)"
+INTERRUPTED = (
+    "Delivery was interrupted after the message was handed to the mail server, so it may have arrived. "
+    "It was not sent again; check with the recipient before sending it another way."
+)
 
 
 @dataclass
@@ -67,37 +73,72 @@ def build_email(message: OutboundMessage, sender: Sender) -> EmailMessage:
     return email
 
 
-def claim_due(session: Session, *, now: datetime, limit: int) -> list[int]:
-    """Mark due messages `sending` and count the attempt; returns the ids this caller now owns."""
-    candidates = session.execute(
-        select(OutboundMessage.id, OutboundMessage.status, OutboundMessage.attempts)
-        .where(
-            or_(
-                (OutboundMessage.status == OutboundStatus.pending) & (OutboundMessage.next_attempt_at <= now),
-                (OutboundMessage.status == OutboundStatus.sending) & (OutboundMessage.claimed_at <= now - LEASE),
-            )
+def _finish(message: OutboundMessage, status: OutboundStatus, error: str | None) -> None:
+    message.status = status
+    message.last_error = error
+    if message.kind in REDACT_WHEN_DONE and status in (OutboundStatus.sent, OutboundStatus.failed):
+        message.body_text, message.body_html = REDACTED, None
+
+
+def settle_interrupted(session: Session, *, now: datetime, max_attempts: int) -> int:
+    """Deal with messages whose delivery died mid-way (past the lease); returns how many."""
+    stale = session.scalars(
+        select(OutboundMessage).where(
+            OutboundMessage.status == OutboundStatus.sending, OutboundMessage.claimed_at <= now - LEASE
         )
+    ).all()
+    for message in stale:
+        if message.handed_over_at is not None:
+            _finish(message, OutboundStatus.failed, INTERRUPTED)
+        elif message.attempts >= max_attempts:
+            _finish(message, OutboundStatus.failed, f"Gave up after {message.attempts} interrupted attempts")
+        else:
+            message.status = OutboundStatus.pending
+            message.next_attempt_at = now
+    return len(stale)
+
+
+def claim_due(session: Session, *, now: datetime, limit: int) -> dict[int, int]:
+    """Mark due messages `sending` and count the attempt; returns {id: attempt} for those now owned."""
+    candidates = session.execute(
+        select(OutboundMessage.id, OutboundMessage.attempts)
+        .where(OutboundMessage.status == OutboundStatus.pending, OutboundMessage.next_attempt_at <= now)
         .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
         .limit(limit)
     ).all()
-    claimed = []
-    for message_id, status, attempts in candidates:
+    claimed = {}
+    for message_id, attempts in candidates:
+        # Conditional on the row being as we read it: of two deliveries, only one wins each message.
         result = session.execute(
             update(OutboundMessage)
             .where(
                 OutboundMessage.id == message_id,
-                OutboundMessage.status == status,
+                OutboundMessage.status == OutboundStatus.pending,
                 OutboundMessage.attempts == attempts,
             )
-            .values(status=OutboundStatus.sending, attempts=attempts + 1, claimed_at=now)
+            .values(status=OutboundStatus.sending, attempts=attempts + 1, claimed_at=now, handed_over_at=None)
         )
         if result.rowcount == 1:
-            claimed.append(message_id)
+            claimed[message_id] = attempts + 1
     return claimed
 
 
+def hand_over(session: Session, *, message_id: int, attempt: int, now: datetime) -> bool:
+    """Record that the message is going to the server, if this delivery still owns it."""
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message_id,
+            OutboundMessage.status == OutboundStatus.sending,
+            OutboundMessage.attempts == attempt,
+            OutboundMessage.handed_over_at.is_(None),
+        )
+        .values(handed_over_at=now)
+    )
+    return result.rowcount == 1
+
+
 def record_result(
-    session: Session,
     message: OutboundMessage,
     result: SendResult,
     *,
@@ -107,19 +148,15 @@ def record_result(
 ) -> str:
     """Apply one send outcome; returns the message's new status."""
     if result.ok:
-        message.status = OutboundStatus.sent
         message.sent_at = now
-        message.last_error = None
-        if message.kind in REDACT_AFTER_SENDING:
-            message.body_text, message.body_html = REDACTED, None
+        _finish(message, OutboundStatus.sent, None)
     elif result.permanent:
-        message.status = OutboundStatus.failed
-        message.last_error = f"Refused by the mail server: {result.error}"
+        _finish(message, OutboundStatus.failed, f"Refused: {result.error}")
     elif message.attempts >= max_attempts:
-        message.status = OutboundStatus.failed
-        message.last_error = f"Gave up after {message.attempts} attempts: {result.error}"
+        _finish(message, OutboundStatus.failed, f"Gave up after {message.attempts} attempts: {result.error}")
     else:
         message.status = OutboundStatus.pending
+        message.handed_over_at = None
         message.next_attempt_at = now + min(backoff * 2 ** (message.attempts - 1), MAX_BACKOFF)
         message.last_error = result.error
     return message.status
@@ -134,35 +171,49 @@ def deliver_due(
     max_attempts: int = 8,
     backoff: timedelta = timedelta(seconds=30),
     limit: int = 100,
-    send: Callable[[str, Sequence[EmailMessage]], list[SendResult]] = send_messages,
 ) -> DeliveryReport:
-    """One delivery pass: claim (short transaction), send (no transaction), mark (short transaction)."""
+    """One delivery pass over what is due now."""
     report = DeliveryReport()
     with transaction(factory) as session:
-        ids = claim_due(session, now=now(), limit=limit)
-        messages = session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(ids))).all()
-        emails = {m.id: build_email(m, sender) for m in messages}
-        attempts = {m.id: m.attempts for m in messages}
-    report.claimed = len(ids)
-    if not ids:
+        settle_interrupted(session, now=now(), max_attempts=max_attempts)
+        claimed = claim_due(session, now=now(), limit=limit)
+    report.claimed = len(claimed)
+    if not claimed:
         return report
-    order = sorted(emails)
-    results = dict(zip(order, send(smtp_url, [emails[i] for i in order]), strict=True))
-    with transaction(factory) as session:
-        finished_at = now()
-        for message in session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(order))):
-            if message.status != OutboundStatus.sending or message.attempts != attempts[message.id]:
-                continue  # the lease ran out and another delivery took it over
-            status = record_result(
-                session, message, results[message.id], now=finished_at, max_attempts=max_attempts, backoff=backoff
-            )
-            if status == OutboundStatus.sent:
-                report.sent += 1
-            elif status == OutboundStatus.failed:
-                report.failed += 1
-                report.errors.append(f"message {message.id}: {message.last_error}")
+
+    def outcome(message_id: int, result: SendResult, *, handed_over: bool) -> None:
+        with transaction(factory) as session:
+            message = session.get(OutboundMessage, message_id)
+            if message.status != OutboundStatus.sending or message.attempts != claimed[message_id]:
+                return  # no longer ours
+            if not handed_over:
+                message.handed_over_at = None
+            status = record_result(message, result, now=now(), max_attempts=max_attempts, backoff=backoff)
+        if status == OutboundStatus.sent:
+            report.sent += 1
+        elif status == OutboundStatus.failed:
+            report.failed += 1
+            report.errors.append(f"message {message_id}: {result.error}")
+        else:
+            report.retrying += 1
+
+    with SmtpConnection(smtp_url) as smtp:
+        for message_id in sorted(claimed):
+            with transaction(factory) as session:
+                message = session.get(OutboundMessage, message_id)
+                try:
+                    email = build_email(message, sender)
+                except Exception as exc:  # a message that cannot be built will never send
+                    email, built = None, SendResult(ok=False, permanent=True, error=f"cannot be built: {exc}")
+            if email is None:
+                outcome(message_id, built, handed_over=False)
+            elif not smtp.usable:
+                outcome(message_id, smtp.problem, handed_over=False)
             else:
-                report.retrying += 1
+                with transaction(factory) as session:
+                    owned = hand_over(session, message_id=message_id, attempt=claimed[message_id], now=now())
+                if owned:
+                    outcome(message_id, smtp.send(email), handed_over=True)
     return report
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from caseconf.errors import Invalid
+from caseconf.validation import has_control_characters, is_email_address
 from notifications.models import OutboundMessage, OutboundStatus
 
 
@@ -19,9 +20,13 @@ def message_id_for(idempotency_key: str, mail_domain: str) -> str:
     return f"<{digest}@{mail_domain}>"
 
 
-def _single_line(name: str, value: str | None) -> None:
-    if value is not None and ("\r" in value or "\n" in value):
-        raise Invalid({name: f"The {name} of an email must be a single line"})
+def _check_headers(recipient: str, **headers: str | None) -> None:
+    """Refuse what would break or inject email headers, before anything is stored."""
+    if not is_email_address(recipient):
+        raise Invalid({"recipient": f"{recipient!r} is not an email address"})
+    for name, value in headers.items():
+        if value is not None and has_control_characters(value):
+            raise Invalid({name: f"The {name} of an email must be a single line of text"})
 
 
 def enqueue(
@@ -44,8 +49,7 @@ def enqueue(
     meeting_id: int | None = None,
 ) -> OutboundMessage:
     """Queue one email; a key already queued returns the existing message unchanged."""
-    for name, value in (("recipient", recipient), ("subject", subject), ("reply_to", reply_to)):
-        _single_line(name, value)
+    _check_headers(recipient, subject=subject, reply_to=reply_to, in_reply_to=in_reply_to, references=references)
     existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key))
     if existing is not None:
         return existing

@@ -1,11 +1,16 @@
-"""The only module that talks SMTP. Classifies failures as permanent (5xx) or temporary."""
+"""The only module that talks SMTP.
+
+`SmtpConnection` is a synchronous wrapper over one aiosmtplib connection (its event loop runs in
+a thread of its own, so it works from plain code and from code already inside an event loop).
+Each send returns a `SendResult` and never raises: a refused recipient or rejected message is
+permanent (5xx), anything about the connection, the login or the server being busy is temporary.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
-from collections.abc import Sequence
+import ipaddress
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
@@ -40,71 +45,111 @@ class SmtpTarget:
             password=unquote(parts.password) if parts.password else None,
         )
 
+    @property
+    def on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
-def _classify(exc: Exception) -> SendResult:
+    @property
+    def start_tls(self) -> bool | None:
+        # Off this machine, mail and credentials never go in clear: STARTTLS is required.
+        # On loopback (the built-in catcher) it is used only if offered.
+        if self.use_tls:
+            return False
+        return None if self.on_loopback else True
+
+
+def _describe(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{code} {message}" if isinstance(code, int) and code > 0 else f"{type(exc).__name__}: {message}"
+
+
+def classify_send_error(exc: BaseException) -> SendResult:
+    """What one failed send means for that message."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         exc = exc.recipients[0]
     code = getattr(exc, "code", None)
-    if isinstance(code, int) and 500 <= code < 600:
-        return SendResult(ok=False, permanent=True, error=f"{code} {getattr(exc, 'message', exc)}")
-    if isinstance(code, int) and code > 0:
-        return SendResult(ok=False, error=f"{code} {getattr(exc, 'message', exc)}")
-    return SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPServerDisconnected | OSError | TimeoutError):
+        return SendResult(ok=False, error=_describe(exc))  # about us or the link, not this message
+    if isinstance(exc, aiosmtplib.SMTPResponseException) and isinstance(code, int):
+        return SendResult(ok=False, permanent=500 <= code < 600, error=_describe(exc))
+    if isinstance(exc, aiosmtplib.SMTPException):
+        return SendResult(ok=False, error=_describe(exc))
+    # Anything else (a malformed address the client will not even try) will never succeed.
+    return SendResult(ok=False, permanent=True, error=f"cannot be sent: {_describe(exc)}")
 
 
-async def _send_all(target: SmtpTarget, messages: Sequence[EmailMessage], timeout: float) -> list[SendResult]:
-    client = aiosmtplib.SMTP(
-        hostname=target.host,
-        port=target.port,
-        use_tls=target.use_tls,
-        start_tls=None,  # STARTTLS when the server offers it
-        username=target.username,
-        password=target.password,
-        timeout=timeout,
-    )
-    try:
-        await client.connect()
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        failure = _classify(exc)
-        return [failure for _ in messages]
-    results = []
-    try:
-        for message in messages:
-            try:
-                await client.send_message(message)
-                results.append(SendResult(ok=True))
-            except aiosmtplib.SMTPServerDisconnected as exc:
-                failure = _classify(exc)
-                results.extend(failure for _ in messages[len(results) :])
-                break
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                results.append(_classify(exc))
-                await _reset(client)
-    finally:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
-    return results
+class SmtpConnection:
+    """with SmtpConnection(url) as smtp: result = smtp.send(message)"""
 
+    def __init__(self, url: str, *, timeout: float = 30):
+        self.target = SmtpTarget.from_url(url)
+        self.timeout = timeout
+        self.problem: SendResult | None = None  # set when the connection cannot be used
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="smtp", daemon=True)
+        self._client: aiosmtplib.SMTP | None = None
 
-async def _reset(client: aiosmtplib.SMTP) -> None:
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        pass
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
+    def __enter__(self) -> SmtpConnection:
+        self._thread.start()
+        target = self.target
+        self._client = aiosmtplib.SMTP(
+            hostname=target.host,
+            port=target.port,
+            use_tls=target.use_tls,
+            start_tls=target.start_tls,
+            username=target.username,
+            password=target.password,
+            timeout=self.timeout,
+        )
+        try:
+            self._run(self._client.connect())
+        except Exception as exc:  # refused, TLS, login: nothing can be sent this time
+            self.problem = SendResult(
+                ok=False, error=f"could not connect to {target.host}:{target.port}: {_describe(exc)}"
+            )
+        return self
 
-def send_messages(smtp_url: str, messages: Sequence[EmailMessage], *, timeout: float = 30) -> list[SendResult]:
-    """Send over one connection; one result per message, in order. Never raises for SMTP trouble."""
-    if not messages:
-        return []
-    run = functools.partial(asyncio.run, _send_all(SmtpTarget.from_url(smtp_url), messages, timeout))
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run()
-    # Called from code that already runs an event loop in this thread: send from another thread.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    def send(self, message: EmailMessage) -> SendResult:
+        if self.problem:
+            return self.problem
+        try:
+            self._run(self._client.send_message(message))
+        except Exception as exc:
+            result = classify_send_error(exc)
+            if isinstance(exc, aiosmtplib.SMTPServerDisconnected | OSError | TimeoutError):
+                self.problem = result
+            else:
+                self._reset()
+            return result
+        return SendResult(ok=True)
+
+    def _reset(self) -> None:
+        try:
+            self._run(self._client.rset())
+        except Exception as exc:
+            self.problem = SendResult(ok=False, error=f"connection lost: {_describe(exc)}")
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            if self._client is not None and self._client.is_connected:
+                try:
+                    self._run(self._client.quit())
+                except Exception:
+                    self._client.close()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()

@@ -137,4 +137,7 @@ async def _bad_request(request: Request, exc: RequestValidationError) -> Respons
 async def _unexpected(request: Request, exc: Exception) -> Response:
     reference = secrets.token_hex(4).upper()
     log.exception("Unexpected error %s on %s %s", reference, request.method, request.url.path)
-    return render(request, "errors/problem.html", status_code=500, reference=reference)
+    response = render(request, "errors/problem.html", status_code=500, reference=reference)
+    # This handler runs outside the middleware that adds these to every other response.
+    response.headers.update(security_headers(request.url.path))
+    return response

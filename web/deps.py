@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from agencies.auth import person_for_session
 from caseconf.errors import CaseconfError
 from caseconf.settings import Settings
+from caseconf.validation import has_control_characters
 from meetings.access import Principal, principal_for
 from web.security import csrf_token
 
@@ -44,12 +45,14 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def current_principal(request: Request, session: DbSession) -> Principal | None:
+def current_principal(request: Request) -> Principal | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
-    person = person_for_session(session, raw_session=raw, now=now_of(request))
-    principal = principal_for(person) if person else None
+    # A session of its own, so the handler's session starts with no transaction open.
+    with request.app.state.session_factory() as session:
+        person = person_for_session(session, raw_session=raw, now=now_of(request))
+        principal = principal_for(person) if person else None
     request.state.principal = principal
     return principal
 
@@ -67,8 +70,15 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def safe_next_path(value: str | None) -> str:
-    """Only paths on this site; anything else (//evil.example, https://…) goes home."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """Only paths on this site; anything else (//evil.example, https://…, oversized) goes home."""
+    if (
+        not value
+        or len(value) > 500
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or has_control_characters(value)
+    ):
         return "/"
     return value
 

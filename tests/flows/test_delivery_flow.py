@@ -70,3 +70,4 @@ def test_deployments_run_on_london_time():
     (schedule,) = deliver.schedules
     assert schedule.schedule.cron == "* * * * *"
     assert schedule.schedule.timezone == "Europe/London"
+    assert deliver.concurrency_limit == 1

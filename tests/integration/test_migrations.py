@@ -26,7 +26,7 @@ def test_upgrade_again_is_a_no_op(database_url):
 
 def test_models_and_migrations_agree(engine):
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, load_metadata())
     assert differences == []
 

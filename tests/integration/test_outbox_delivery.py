@@ -6,12 +6,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+from aiosmtpd.controller import Controller
 from icalendar import Calendar
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from caseconf.db import transaction
-from notifications.catcher import read_maildir, start_catcher
-from notifications.delivery import LEASE, Sender, claim_due, deliver_due
+from notifications.catcher import MaildirHandler, read_maildir, start_catcher
+from notifications.delivery import INTERRUPTED, LEASE, Sender, claim_due, deliver_due, hand_over
 from notifications.models import OutboundMessage, OutboundStatus
 from notifications.outbox import enqueue
 from tests.conftest import free_port
@@ -139,7 +140,7 @@ def test_permanent_5xx_marks_failed_with_reason_and_never_retries(session_factor
         assert (report.sent, report.failed) == (1, 1)
         row = message(session, "bounce")
         assert row.status == OutboundStatus.failed
-        assert "550" in row.last_error
+        assert row.last_error.startswith("Refused: 550")
         clock.advance(days=1)
         assert deliver(session_factory, clock, port).claimed == 0
     finally:
@@ -181,18 +182,82 @@ def test_racing_deliveries_send_each_message_once(session_factory, clock, catche
     assert len(subjects) == 30 and len(set(subjects)) == 30
 
 
-def test_crash_mid_delivery_is_picked_up_after_the_lease_with_the_same_message_id(
-    session_factory, session, clock, catcher, maildir, port
-):
+def test_crash_before_handing_over_is_sent_after_the_lease(session_factory, session, clock, catcher, maildir, port):
     queue(session_factory, clock, "crashy")
     with transaction(session_factory) as s:
-        assert len(claim_due(s, now=clock.now(), limit=10)) == 1  # then the process "dies"
+        assert list(claim_due(s, now=clock.now(), limit=10)) == [1]  # then the process "dies"
     assert deliver(session_factory, clock, port).claimed == 0  # still leased to the dead process
     clock.advance(seconds=LEASE.total_seconds() + 1)
     assert deliver(session_factory, clock, port).sent == 1
     row = message(session, "crashy")
     assert row.attempts == 2
-    assert read_maildir(maildir)[0].message["Message-ID"] == row.message_id
+    assert [m.message["Message-ID"] for m in read_maildir(maildir)] == [row.message_id]
+
+
+def test_crash_after_handing_over_is_never_sent_again(session_factory, session, clock, catcher, maildir, port):
+    queue(session_factory, clock, "maybe-arrived")
+    with transaction(session_factory) as s:
+        claimed = claim_due(s, now=clock.now(), limit=10)
+    with transaction(session_factory) as s:
+        assert hand_over(s, message_id=1, attempt=claimed[1], now=clock.now())  # then the process "dies"
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    report = deliver(session_factory, clock, port)
+    assert report.claimed == 0
+    row = message(session, "maybe-arrived")
+    assert row.status == OutboundStatus.failed
+    assert row.last_error == INTERRUPTED
+    assert read_maildir(maildir) == []
+
+
+def test_a_slow_delivery_loses_a_message_it_no_longer_owns(session_factory, session, clock, catcher, maildir, port):
+    queue(session_factory, clock, "slow")
+    with transaction(session_factory) as s:
+        slow_claim = claim_due(s, now=clock.now(), limit=10)  # a delivery that stalls before sending
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    assert deliver(session_factory, clock, port).sent == 1  # another delivery takes it over
+    with transaction(session_factory) as s:
+        assert not hand_over(s, message_id=1, attempt=slow_claim[1], now=clock.now())  # the stalled one wakes
+    assert len(read_maildir(maildir)) == 1
+
+
+def test_a_message_that_cannot_be_sent_does_not_hold_up_the_rest(
+    session_factory, session, clock, catcher, maildir, port
+):
+    queue(session_factory, clock, "good-1")
+    queue(session_factory, clock, "poison")
+    queue(session_factory, clock, "good-2")
+    with transaction(session_factory) as s:
+        # As if stored before today's checks: a recipient no mail client will accept.
+        s.execute(update(OutboundMessage).where(OutboundMessage.idempotency_key == "poison").values(recipient=""))
+    report = deliver(session_factory, clock, port)
+    assert (report.sent, report.failed, report.retrying) == (2, 1, 0)
+    assert message(session, "poison").status == OutboundStatus.failed
+    clock.advance(hours=1)
+    assert deliver(session_factory, clock, port).claimed == 0
+    assert sorted(m.subject for m in read_maildir(maildir)) == ["Subject for good-1", "Subject for good-2"]
+
+
+def test_a_server_refusing_our_sender_is_temporary_not_a_bad_message(session_factory, session, clock, maildir, port):
+    queue(session_factory, clock, "needs-login")
+    controller = Controller(
+        MaildirHandler(maildir), hostname="127.0.0.1", port=port, auth_required=True, auth_require_tls=False
+    )
+    controller.start()
+    try:
+        report = deliver(session_factory, clock, port)
+    finally:
+        controller.stop()
+    assert (report.failed, report.retrying) == (0, 1)
+    row = message(session, "needs-login")
+    assert row.status == OutboundStatus.pending and "530" in row.last_error
+
+
+def test_enqueue_refuses_a_recipient_that_is_not_an_address(session_factory, clock):
+    from caseconf.errors import Invalid
+
+    for bad in ("", "no-at-sign", "a\x01b@example.org"):
+        with pytest.raises(Invalid):
+            queue(session_factory, clock, f"bad:{bad!r}", recipient=bad)
 
 
 def test_calendar_part_method_matches_and_parses(session_factory, clock, catcher, maildir, port):

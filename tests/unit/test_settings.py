@@ -62,6 +62,14 @@ def test_https_needs_a_secret_key(monkeypatch):
     assert "CASECONF_SECRET_KEY" in str(caught.value)
 
 
+def test_https_refuses_the_mail_catcher(monkeypatch):
+    monkeypatch.setenv("CASECONF_BASE_URL", "https://caseconf.example.org")
+    monkeypatch.setenv("CASECONF_SECRET_KEY", "k" * 40)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "CASECONF_SMTP_URL" in str(caught.value)
+
+
 def test_postgresql_url_gets_the_psycopg_driver(monkeypatch):
     monkeypatch.setenv("CASECONF_DATABASE_URL", "postgresql://u:p@db.example.org/caseconf")
     assert load_settings().database_url == "postgresql+psycopg://u:p@db.example.org/caseconf"

@@ -20,7 +20,9 @@ def app(settings, session_factory, clock):
 
 @pytest.fixture
 def client(app):
-    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
+    with TestClient(
+        app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=("127.0.0.1", 50000)
+    ) as client:
         yield client
 
 
@@ -46,15 +48,15 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
-def latest_link(session_factory, recipient: str) -> str:
+def latest_link(session_factory, recipient: str, base: str = "http://127.0.0.1:8000") -> str:
     with session_factory() as session:
         message = session.scalars(
             select(OutboundMessage).where(OutboundMessage.recipient == recipient).order_by(OutboundMessage.id.desc())
         ).first()
     assert message is not None, f"no email queued for {recipient}"
-    match = re.search(r"(http://\S+/sign-in/confirm\?token=\S+)", message.body_text)
-    assert match
-    return match.group(1)
+    match = re.search(re.escape(base) + r"/sign-in/confirm\?token=\S+", message.body_text)
+    assert match, message.body_text
+    return match.group(0)
 
 
 def sign_in(client, session_factory, email: str) -> None:

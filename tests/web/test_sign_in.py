@@ -33,9 +33,6 @@ def test_full_sign_in_by_emailed_link(client, session_factory, session, people):
     assert "Education Inclusion Partner" in home.text
     assert "Your school's referrals" not in home.text
     assert "sign_in.succeeded" in actions(session)
-    # the cookie is HttpOnly and SameSite=Lax
-    cookie_header = [h for h in client.cookies.jar]
-    assert any(c.name == "caseconf_session" for c in cookie_header)
 
 
 def test_session_cookie_flags(client, session_factory, people):
@@ -165,13 +162,79 @@ def test_next_path_is_kept_and_cannot_leave_the_site(client, session_factory, pe
     assert response.headers["location"] == "/admin"
 
 
-def test_security_headers_on_every_page(client):
-    response = client.get("/sign-in")
-    csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
-    assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "no-referrer"
-    assert "<script>" not in response.text  # no inline script anywhere
+def test_security_headers_on_every_kind_of_page(client, session_factory, people):
+    pages = [client.get("/sign-in"), client.get("/no-such-page"), client.get("/outbox")]
+    sign_in(client, session_factory, people["eip"])
+    pages += [client.get("/"), client.get("/admin")]
+    assert [p.status_code for p in pages] == [200, 404, 200, 200, 403]
+    for response in pages:
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["cache-control"] == "no-store"
+        assert "<script>" not in response.text  # no inline script anywhere
+
+
+def test_refused_links_are_audited(client, session):
+    assert client.get("/sign-in/confirm?token=made-up").status_code == 400
+    page = client.get("/sign-in")
+    response = client.post("/sign-in/confirm", data={"token": "made-up", "csrf_token": csrf_from(page.text)})
+    assert response.status_code == 400
+    assert actions(session).count("sign_in.link_refused") == 2
+
+
+def test_hostile_sign_in_input_is_a_clean_answer(client, people):
+    token = csrf_from(client.get("/sign-in").text)
+    long_next = client.post("/sign-in", data={"email": people["eip"], "next": "/" + "a" * 2000, "csrf_token": token})
+    assert long_next.status_code == 303
+    nul = client.post("/sign-in", data={"email": "eip\x00@kestrelford.example.org", "csrf_token": token})
+    assert nul.status_code == 400 and "correct format" in nul.text
+    nul_next = client.post("/sign-in", data={"email": people["admin"], "next": "/\x00", "csrf_token": token})
+    assert nul_next.status_code == 303
+
+
+def test_person_with_no_role_sees_a_helpful_home_page(client, session_factory):
+    from caseconf.db import transaction
+    from tests.factories import make_person
+
+    with transaction(session_factory) as s:
+        make_person(s, email="new.starter@kestrelford.example.org", name="New Starter")
+    sign_in(client, session_factory, "new.starter@kestrelford.example.org")
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "you have no role in this service yet" in home.text
+
+
+def test_outbox_is_only_for_someone_at_this_machine(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, client=("203.0.113.9", 50000)) as remote:
+        assert remote.get("/outbox").status_code == 404
+    with TestClient(app, client=("127.0.0.1", 50000)) as local:
+        assert local.get("/outbox").status_code == 200
+
+
+def test_https_site_sets_secure_cookies(settings, session_factory, clock, people):
+    from fastapi.testclient import TestClient
+
+    from web.app import create_app
+
+    secure = settings.model_copy(
+        update={"base_url": "https://caseconf.example.org", "smtp_url": "smtp://127.0.0.1:1", "secret_key": "k" * 40}
+    )
+    app = create_app(secure, session_factory=session_factory, clock=clock)
+    with TestClient(app, base_url="https://caseconf.example.org", follow_redirects=False) as client:
+        page = client.get("/sign-in")
+        assert "secure" in page.headers["set-cookie"].lower()  # the CSRF cookie
+        client.post("/sign-in", data={"email": people["eip"], "csrf_token": csrf_from(page.text)})
+        link = latest_link(session_factory, people["eip"], base="https://caseconf.example.org")
+        confirm = client.get(link.replace("https://caseconf.example.org", ""))
+        token = re.search(r'name="token" value="([^"]+)"', confirm.text).group(1)
+        response = client.post("/sign-in/confirm", data={"token": token, "csrf_token": csrf_from(confirm.text)})
+    session_cookie = response.headers["set-cookie"].lower()
+    assert session_cookie.startswith("caseconf_session=")
+    assert "secure" in session_cookie and "httponly" in session_cookie and "samesite=lax" in session_cookie
 
 
 def test_healthz(client):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from fastapi import APIRouter, Form, Request
@@ -11,13 +10,13 @@ from fastapi.responses import RedirectResponse, Response
 from agencies.auth import LinkNotUsable, RateLimited, check_link, confirm_sign_in, request_sign_in, sign_out
 from agencies.models import Person
 from caseconf import audit
+from caseconf.db import transaction
+from caseconf.validation import is_email_address
 from flows.triggers import request_delivery
 from notifications.emails import MailContext, queue_sign_in_link
 from web.deps import SESSION_COOKIE, DbSession, client_ip, now_of, render, safe_next_path, settings_of
 
 router = APIRouter()
-
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def mail_context(request: Request) -> MailContext:
@@ -27,6 +26,19 @@ def mail_context(request: Request) -> MailContext:
         mail_domain=settings.mail_from.rsplit("@", 1)[1],
         team_name=settings.mail_from_name,
     )
+
+
+def record_refusal(request: Request, action: str, *, email: str = "", **detail: str) -> None:
+    """Audit a refused sign-in step in a transaction of its own (the request's was rolled back)."""
+    with transaction(request.app.state.session_factory) as session:
+        audit.record(
+            session,
+            now=now_of(request),
+            action=action,
+            actor_label=email.strip().lower(),
+            ip_address=client_ip(request),
+            **detail,
+        )
 
 
 @router.get("/sign-in")
@@ -42,7 +54,7 @@ def request_link(request: Request, session: DbSession, email: str = Form(""), ne
     error = None
     if not email:
         error = "Enter your email address"
-    elif len(email) > 320 or not EMAIL_PATTERN.match(email):
+    elif not is_email_address(email):
         error = "Enter an email address in the correct format, like name@example.org"
     if error:
         return render(
@@ -72,15 +84,7 @@ def request_link(request: Request, session: DbSession, email: str = Form(""), ne
                     valid_minutes=settings.sign_in_token_minutes,
                 )
     except RateLimited:
-        # The request's transaction was rolled back; the refusal is kept in one of its own.
-        with session.begin():
-            audit.record(
-                session,
-                now=now,
-                action="sign_in.rate_limited",
-                actor_label=email.lower(),
-                ip_address=client_ip(request),
-            )
+        record_refusal(request, "sign_in.rate_limited", email=email)
         return render(request, "auth/too_many.html", status_code=429)
     if issued:
         request_delivery()
@@ -98,6 +102,7 @@ def confirm_page(request: Request, session: DbSession, token: str = "") -> Respo
     try:
         link = check_link(session, raw_token=token, now=now_of(request))
     except LinkNotUsable as exc:
+        record_refusal(request, "sign_in.link_refused", reason=str(exc))
         return render(request, "auth/link_problem.html", status_code=400, problem=str(exc))
     person = session.get(Person, link.person_id)
     return render(request, "auth/confirm.html", token=token, person_name=person.name if person else "")
@@ -113,6 +118,7 @@ def confirm(request: Request, session: DbSession, token: str = Form("")) -> Resp
             )
             next_path = link.next_path
     except LinkNotUsable as exc:
+        record_refusal(request, "sign_in.link_refused", reason=str(exc))
         return render(request, "auth/link_problem.html", status_code=400, problem=str(exc))
     response = RedirectResponse(safe_next_path(next_path), status_code=303)
     response.set_cookie(

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from notifications.catcher import get_caught, read_maildir
 from web.deps import render, settings_of
 
-router = APIRouter(prefix="/outbox")
+
+def loopback_only(request: Request) -> None:
+    """The catcher shows sign-in links: only someone at this machine may read it."""
+    host = request.client.host if request.client else ""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if not local:
+        raise HTTPException(status_code=404)
+
+
+router = APIRouter(prefix="/outbox", dependencies=[Depends(loopback_only)])
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 

@@ -1,0 +1,18 @@
+"""Checks on text that people type or import, shared so each rule lives in one place."""
+
+from __future__ import annotations
+
+import re
+
+# One @, a dot in the domain, no spaces; control characters are refused separately.
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_EMAIL_LENGTH = 320
+
+
+def has_control_characters(value: str) -> bool:
+    return bool(CONTROL_CHARACTERS.search(value))
+
+
+def is_email_address(value: str) -> bool:
+    return len(value) <= MAX_EMAIL_LENGTH and not has_control_characters(value) and bool(EMAIL_PATTERN.match(value))
