@@ -54,7 +54,14 @@ def check_frontend() -> Check:
 
 def check_smtp(settings: Settings) -> Check:
     if settings.uses_mail_catcher:
-        return Check("email", True, "the built-in mail catcher keeps every message (CASECONF_SMTP_URL is unset)")
+        address = f"{settings.catcher_host}:{settings.catcher_port}"
+        running = "running" if _listening(settings.catcher_host, settings.catcher_port) else "not running now"
+        return Check(
+            "email",
+            True,
+            f"the built-in mail catcher keeps every message (CASECONF_SMTP_URL is unset); on {address}: {running}"
+            " ('caseconf up' starts it)",
+        )
     parts = urlsplit(settings.effective_smtp_url)
     port = parts.port or (465 if parts.scheme == "smtps" else 25)
     try:
@@ -63,6 +70,14 @@ def check_smtp(settings: Settings) -> Check:
     except OSError as exc:
         return Check("email", False, f"cannot reach {parts.hostname}:{port}: {exc.strerror or exc}")
     return Check("email", True, f"{parts.hostname}:{port} accepts connections")
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def run_checks(settings: Settings) -> list[Check]:

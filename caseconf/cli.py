@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from caseconf.settings import Settings, SettingsError, configure_prefect, load_settings
 
 
@@ -25,10 +27,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_prefect(settings)
+    if args.handler in NEEDS_SCHEMA and not _schema_ready(settings):
+        return 1
     try:
         return args.handler(settings, args) or 0
     except KeyboardInterrupt:
         return 130
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"caseconf could not use the database ({_masked_url(settings)}): {reason}", file=sys.stderr)
+        return 1
+
+
+def _masked_url(settings: Settings) -> str:
+    return settings.masked()["CASECONF_DATABASE_URL"]
+
+
+def _schema_ready(settings: Settings) -> bool:
+    from caseconf.checks import check_database
+
+    check = check_database(settings)
+    if not check.ok:
+        print(f"The database at {_masked_url(settings)} is not ready: {check.detail}.", file=sys.stderr)
+        print(
+            f"(The data folder is {settings.data_dir.resolve()}; set CASECONF_DATA_DIR or "
+            "CASECONF_DATABASE_URL to use another.)",
+            file=sys.stderr,
+        )
+    return check.ok
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -239,6 +265,9 @@ def cmd_up(settings: Settings, args) -> int:
 
     return run_everything(settings, host=args.host, port=args.port, load_demo=not args.no_demo)
 
+
+# Commands that read or write the directory or the outbox refuse an unmigrated database.
+NEEDS_SCHEMA = {cmd_demo, cmd_directory_import, cmd_directory_export, cmd_deliver, cmd_web}
 
 if __name__ == "__main__":
     sys.exit(main())

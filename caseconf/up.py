@@ -136,7 +136,9 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         return 1
 
     supervisor = Supervisor(settings)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop on SIGTERM as on Ctrl-C
+    # Stop on SIGTERM and SIGINT alike, also when started in the background (where SIGINT is ignored).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     api_url = f"http://127.0.0.1:{settings.prefect_port}/api"
     try:
         if settings.uses_mail_catcher:
@@ -200,7 +202,7 @@ def _print_ready(settings: Settings, host: str, port: int, seconds: float) -> No
         f"caseconf is running (ready in {seconds:.0f} s). Press Ctrl-C to stop.",
         "",
         f"  Web application   {base}",
-        f"  Scheduler (Prefect UI)   http://127.0.0.1:{settings.prefect_port}",
+        f"  Scheduler         http://127.0.0.1:{settings.prefect_port}   (Prefect UI: every scheduled run)",
     ]
     if settings.uses_mail_catcher:
         lines.append(f"  Mail catcher      {base}/outbox   (SMTP on {settings.catcher_host}:{settings.catcher_port})")

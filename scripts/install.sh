@@ -15,6 +15,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv || { echo "Could not create a virtual environment: install python3-venv." >&2; exit 1; }
 fi
+echo "Installing caseconf into .venv (the first time takes a minute or two)…"
 # Pinned versions (constraints.txt) are the set known to work with Prefect 3.8.8.
 # (Some machines list package folders that do not exist; pip's notes about them are noise.)
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".${extras}" 2>&1 \

@@ -105,3 +105,18 @@ def test_cli_check_fails_on_an_unmigrated_database(tmp_path):
     assert result.returncode == 1
     assert "[PROBLEM] database" in result.stdout
     assert "caseconf db upgrade" in result.stdout
+
+
+def test_cli_commands_refuse_an_unmigrated_database_without_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASECONF_")}
+    env.update(CASECONF_DATA_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "caseconf.cli", "directory", "export", "-"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "is not ready" in result.stderr and "caseconf db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -247,3 +247,11 @@ def test_unknown_page_is_a_friendly_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404
     assert "Page not found" in response.text
+
+
+def test_sign_out_page_offers_a_button(client, session_factory, people):
+    assert client.get("/sign-out").headers["location"] == "/sign-in"
+    sign_in(client, session_factory, people["eip"])
+    page = client.get("/sign-out")
+    assert page.status_code == 200 and 'action="/sign-out"' in page.text
+    assert client.get("/").status_code == 200  # looking at the page did not sign out

@@ -14,7 +14,7 @@ from caseconf.db import transaction
 from caseconf.validation import is_email_address
 from flows.triggers import request_delivery
 from notifications.emails import MailContext, queue_sign_in_link
-from web.deps import SESSION_COOKIE, DbSession, client_ip, now_of, render, safe_next_path, settings_of
+from web.deps import SESSION_COOKIE, DbSession, Viewer, client_ip, now_of, render, safe_next_path, settings_of
 
 router = APIRouter()
 
@@ -125,6 +125,14 @@ def confirm(request: Request, session: DbSession, token: str = Form("")) -> Resp
         SESSION_COOKIE, raw_session, httponly=True, samesite="lax", secure=settings.secure_cookies, path="/"
     )
     return response
+
+
+@router.get("/sign-out")
+def sign_out_page(request: Request, viewer: Viewer) -> Response:
+    """Signing out changes state, so it takes a button (a POST); this page offers one."""
+    if viewer is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    return render(request, "auth/sign_out.html")
 
 
 @router.post("/sign-out")

@@ -61,12 +61,14 @@ def outbox_message(request: Request, key: str) -> Response:
 def outbox_message_html(request: Request, key: str) -> Response:
     """The email's own HTML, sandboxed: no scripts, shown only framed by our message page."""
     html = _caught(request, key).part("text/html") or ""
+    base = '<base target="_blank">'  # links open in a new tab, not inside the frame
+    html = html.replace("<head>", "<head>" + base, 1) if "<head>" in html else base + html
     return Response(
         html,
         media_type="text/html",
         headers={
-            "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:;"
-            " frame-ancestors 'self'",
+            "Content-Security-Policy": "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none';"
+            " style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
             "X-Frame-Options": "SAMEORIGIN",
         },
     )
