@@ -23,7 +23,7 @@ from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
 from web.routers import admin, auth, health, home, outbox
-from web.security import CSRF_COOKIE, check_csrf, csrf_cookie_value, security_headers
+from web.security import CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
 
 log = logging.getLogger("caseconf.web")
 
@@ -106,7 +106,7 @@ async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
 
 async def _forbidden(request: Request, exc: Forbidden) -> Response:
     principal = getattr(request.state, "principal", None)
-    is_csrf = str(exc) == "csrf"
+    is_csrf = isinstance(exc, CsrfRefused)
     with transaction(request.app.state.session_factory) as session:
         audit.record(
             session,

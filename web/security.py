@@ -11,6 +11,11 @@ CSRF_COOKIE = "caseconf_csrf"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+
+class CsrfRefused(Forbidden):
+    """A state-changing request without a valid form token."""
+
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
@@ -51,4 +56,4 @@ async def check_csrf(request: Request, secret: str) -> None:
     form = await request.form()
     submitted = form.get(CSRF_FIELD)
     if not cookie or not isinstance(submitted, str) or not signature_matches(secret, cookie, submitted):
-        raise Forbidden("csrf")
+        raise CsrfRefused()
