@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agencies.models import Person, Role, RoleGrant
+from meetings.models import Referral, ReferralStatus, ReferralStatusChange
+from meetings.referral_rules import LABELS, SCHOOL_TODO
 from notifications.compose import render_email
 from notifications.models import OutboundMessage
 from notifications.outbox import enqueue
@@ -53,3 +57,115 @@ def queue_sign_in_link(
         body_html=rendered.html,
         mail_domain=mail.mail_domain,
     )
+
+
+def referral_thread(referral_id: int, mail_domain: str) -> str:
+    """Every email about one referral points at the same root, so mail clients thread them."""
+    return f"<referral-{referral_id}@{mail_domain}>"
+
+
+def school_recipients(referral: Referral) -> list[str]:
+    """The referrer and the school's safeguarding contact, once each."""
+    addresses = [referral.referrer.email, referral.school.safeguarding_email]
+    return list(dict.fromkeys(a.lower() for a in addresses if a))
+
+
+def eip_recipients(session: Session, referral: Referral) -> list[Person]:
+    return list(
+        session.scalars(
+            select(Person)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.role == Role.eip, RoleGrant.area_id == referral.school.area_id, Person.active.is_(True))
+            .order_by(Person.id)
+        )
+    )
+
+
+def _queue_about_referral(
+    session: Session,
+    *,
+    mail: MailContext,
+    now: datetime,
+    referral: Referral,
+    template: str,
+    key: str,
+    recipient: str,
+    link: str,
+    **context,
+) -> OutboundMessage:
+    # Only the reference, the status and a link: never the child's name or anything identifying.
+    rendered = render_email(
+        template,
+        reference=referral.reference,
+        link=f"{mail.base_url}{link}",
+        service_name=SERVICE_NAME,
+        team_name=mail.team_name,
+        **context,
+    )
+    thread = referral_thread(referral.id, mail.mail_domain)
+    return enqueue(
+        session,
+        now=now,
+        idempotency_key=key,
+        kind=template,
+        recipient=recipient,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        mail_domain=mail.mail_domain,
+        in_reply_to=thread,
+        references=thread,
+        referral_id=referral.id,
+    )
+
+
+def queue_referral_submitted(session: Session, *, mail: MailContext, now: datetime, referral: Referral) -> int:
+    """Acknowledge to the school and tell the area's EIPs; returns how many emails were queued."""
+    queued = 0
+    for recipient in school_recipients(referral):
+        _queue_about_referral(
+            session,
+            mail=mail,
+            now=now,
+            referral=referral,
+            template="referral_received",
+            key=f"referral-received:{referral.id}:{recipient}",
+            recipient=recipient,
+            link=f"/referrals/{referral.id}",
+        )
+        queued += 1
+    for eip in eip_recipients(session, referral):
+        _queue_about_referral(
+            session,
+            mail=mail,
+            now=now,
+            referral=referral,
+            template="referral_for_triage",
+            key=f"referral-for-triage:{referral.id}:{eip.id}",
+            recipient=eip.email,
+            link=f"/triage/{referral.id}",
+            area=referral.school.area.name,
+        )
+        queued += 1
+    return queued
+
+
+def queue_referral_status(
+    session: Session, *, mail: MailContext, now: datetime, referral: Referral, change: ReferralStatusChange
+) -> int:
+    """Tell the school its referral's new status (one email per change per recipient)."""
+    status = ReferralStatus(change.to_status)
+    for recipient in school_recipients(referral):
+        _queue_about_referral(
+            session,
+            mail=mail,
+            now=now,
+            referral=referral,
+            template="referral_status",
+            key=f"referral-status:{change.id}:{recipient}",
+            recipient=recipient,
+            link=f"/referrals/{referral.id}",
+            status_label=LABELS[status],
+            todo=SCHOOL_TODO.get(status, ""),
+        )
+    return len(school_recipients(referral))
