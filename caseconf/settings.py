@@ -33,6 +33,9 @@ EXPECTED = {
     "catcher_port": "a TCP port number between 1 and 65535",
     "prefect_port": "a TCP port number between 1 and 65535",
     "outbox_max_attempts": "a whole number between 1 and 100",
+    "upload_max_file_mb": "a whole number of megabytes between 1 and 200",
+    "upload_max_referral_mb": "a whole number of megabytes between 1 and 1000",
+    "triage_working_days": "a whole number of working days between 1 and 30",
 }
 
 
@@ -62,6 +65,9 @@ class Settings(BaseSettings):
     sign_in_requests_per_hour: int = Field(5, ge=1, le=1000)
     outbox_max_attempts: int = Field(8, ge=1, le=100)
     outbox_backoff_seconds: int = Field(30, ge=1, le=3600)
+    upload_max_file_mb: int = Field(10, ge=1, le=200)
+    upload_max_referral_mb: int = Field(30, ge=1, le=1000)
+    triage_working_days: int = Field(3, ge=1, le=30)
     # Addresses of the reverse proxies whose X-Forwarded-For may be believed (comma-separated).
     trusted_proxies: str = ""
 
@@ -134,6 +140,11 @@ class Settings(BaseSettings):
     @property
     def maildir(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def documents_dir(self) -> Path:
+        """Uploads and generated packs, outside anything the web server serves."""
+        return self.data_dir / "documents"
 
     @property
     def prefect_home(self) -> Path:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy.orm import Session
+
 from agencies.models import Person, Role
-from caseconf.errors import Forbidden
+from caseconf.errors import Forbidden, NotFound
+from meetings.models import Referral, ReferralStatus
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ RULES: dict[str, frozenset[Role]] = {
     "triage.view": frozenset({Role.eip}),
     "clinic.coordinate": frozenset({Role.coordinator, Role.eip}),
     "referral.create": frozenset({Role.school_referrer}),
+    "referrals.list": frozenset({Role.school_referrer}),
     "invitations.view": frozenset({Role.agency_rep, Role.eip, Role.coordinator}),
     "audit.view": frozenset({Role.data_protection_officer, Role.admin}),
 }
@@ -73,3 +77,37 @@ def can(principal: Principal | None, action: str) -> bool:
 def require(principal: Principal | None, action: str) -> None:
     if not can(principal, action):
         raise Forbidden(action)
+
+
+# What each role may do to one referral. A school sees its own; an EIP their area's; a coordinator
+# any that has left the school (they run the clinics). Agency reps come with meeting invitations.
+REFERRAL_ACTIONS = ("view", "edit_draft", "answer", "withdraw", "triage", "download")
+
+
+def can_on_referral(principal: Principal | None, action: str, referral: Referral) -> bool:
+    if principal is None or action not in REFERRAL_ACTIONS:
+        return False
+    school_ids = {g.school_id for g in principal.scopes(Role.school_referrer)}
+    area_ids = {g.area_id for g in principal.scopes(Role.eip)}
+    own_school = referral.school_id in school_ids
+    own_area = referral.school.area_id in area_ids
+    submitted = referral.status != ReferralStatus.draft
+    if action in ("view", "download"):
+        return own_school or (own_area and submitted) or (Role.coordinator in principal.roles and submitted)
+    if action == "edit_draft":
+        return own_school and referral.status == ReferralStatus.draft
+    if action == "answer":
+        return own_school and referral.status == ReferralStatus.information_requested
+    if action == "withdraw":
+        return own_school
+    return own_area and submitted  # triage
+
+
+def access_referral(session: Session, principal: Principal | None, referral_id: int, action: str) -> Referral:
+    """Load a referral for `action`, or refuse: NotFound if there is none, Forbidden if not allowed."""
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound(f"referral {referral_id}")
+    if not can_on_referral(principal, action, referral):
+        raise Forbidden(f"referral.{action}")
+    return referral

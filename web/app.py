@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caseconf import audit
 from caseconf.clock import Clock, SystemClock, london
 from caseconf.db import make_engine, make_session_factory, transaction
-from caseconf.errors import Forbidden
+from caseconf.errors import Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
-from web.routers import admin, auth, health, home, outbox
+from web.routers import admin, auth, documents, health, home, outbox, school, triage
 from web.security import CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
 
 log = logging.getLogger("caseconf.web")
@@ -82,6 +82,7 @@ def create_app(
 
     app.exception_handler(NotSignedIn)(_not_signed_in)
     app.exception_handler(Forbidden)(_forbidden)
+    app.exception_handler(NotFound)(_not_found)
     app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_bad_request)
     app.exception_handler(Exception)(_unexpected)
@@ -93,7 +94,15 @@ def create_app(
         log.warning("GOV.UK Frontend is not installed (run: npm ci); pages will be unstyled")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
 
-    for router in (health.router, auth.router, home.router, admin.router):
+    for router in (
+        health.router,
+        auth.router,
+        home.router,
+        admin.router,
+        school.router,
+        triage.router,
+        documents.router,
+    ):
         app.include_router(router)
     if settings.uses_mail_catcher:
         app.include_router(outbox.router)
@@ -120,6 +129,10 @@ async def _forbidden(request: Request, exc: Forbidden) -> Response:
         )
     template = "errors/csrf.html" if is_csrf else "errors/forbidden.html"
     return render(request, template, status_code=403)
+
+
+async def _not_found(request: Request, exc: NotFound) -> Response:
+    return render(request, "errors/not_found.html", status_code=404)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,0 +1,5 @@
+"""documents pages (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""school pages (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

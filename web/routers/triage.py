@@ -1,0 +1,5 @@
+"""triage pages (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
