@@ -16,6 +16,7 @@ from caseconf.errors import CaseconfError
 from caseconf.settings import Settings
 from caseconf.validation import has_control_characters
 from meetings.access import Principal, principal_for
+from notifications.emails import MailContext
 from web.security import csrf_token
 
 SESSION_COOKIE = "caseconf_session"
@@ -39,6 +40,16 @@ def settings_of(request: Request) -> Settings:
 
 def now_of(request: Request) -> datetime:
     return request.app.state.clock.now()
+
+
+def mail_context(request: Request) -> MailContext:
+    """Where emails queued during this request come from and link to."""
+    settings = settings_of(request)
+    return MailContext(
+        base_url=settings.base_url,
+        mail_domain=settings.mail_from.rsplit("@", 1)[1],
+        team_name=settings.mail_from_name,
+    )
 
 
 def client_ip(request: Request) -> str | None:

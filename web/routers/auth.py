@@ -13,19 +13,20 @@ from caseconf import audit
 from caseconf.db import transaction
 from caseconf.validation import is_email_address
 from flows.triggers import request_delivery
-from notifications.emails import MailContext, queue_sign_in_link
-from web.deps import SESSION_COOKIE, DbSession, Viewer, client_ip, now_of, render, safe_next_path, settings_of
+from notifications.emails import queue_sign_in_link
+from web.deps import (
+    SESSION_COOKIE,
+    DbSession,
+    Viewer,
+    client_ip,
+    mail_context,
+    now_of,
+    render,
+    safe_next_path,
+    settings_of,
+)
 
 router = APIRouter()
-
-
-def mail_context(request: Request) -> MailContext:
-    settings = settings_of(request)
-    return MailContext(
-        base_url=settings.base_url,
-        mail_domain=settings.mail_from.rsplit("@", 1)[1],
-        team_name=settings.mail_from_name,
-    )
 
 
 def record_refusal(request: Request, action: str, *, email: str = "", **detail: str) -> None:
