@@ -406,6 +406,18 @@ def triage_queue(
     return entries
 
 
+def referrals_in_areas(session: Session, *, area_ids: list[int]) -> list[Referral]:
+    """Every submitted referral from schools in these areas, most recently changed first."""
+    return list(
+        session.scalars(
+            select(Referral)
+            .join(School, School.id == Referral.school_id)
+            .where(School.area_id.in_(area_ids), Referral.status != ReferralStatus.draft)
+            .order_by(Referral.updated_at.desc())
+        )
+    )
+
+
 def school_referrals(session: Session, *, school_ids: list[int]) -> list[Referral]:
     return list(
         session.scalars(select(Referral).where(Referral.school_id.in_(school_ids)).order_by(Referral.updated_at.desc()))
