@@ -22,7 +22,7 @@ from caseconf.errors import Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
-from web.routers import admin, auth, documents, health, home, outbox, school, triage
+from web.routers import admin, api, auth, documents, health, home, outbox, school, triage
 from web.security import CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
 
 log = logging.getLogger("caseconf.web")
@@ -59,7 +59,7 @@ def create_app(
         title="caseconf",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/api/openapi.json",  # describes the JSON API only; pages are left out of it
         dependencies=[Depends(csrf_protect)],
     )
     app.state.settings = settings
@@ -102,10 +102,11 @@ def create_app(
         school.router,
         triage.router,
         documents.router,
+        api.router,
     ):
-        app.include_router(router)
+        app.include_router(router, include_in_schema=router is api.router)
     if settings.uses_mail_catcher:
-        app.include_router(outbox.router)
+        app.include_router(outbox.router, include_in_schema=False)
     return app
 
 
