@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     web.add_argument("--port", type=int, default=8000)
 
     command("demo-users", cmd_demo_users, "List the demo sign-in addresses, one for each audience.")
+    command("inbox-listener", cmd_inbox_listener, "Receive mail for the app mailbox over SMTP and store it.")
     command("mail-catcher", cmd_mail_catcher, "Run the built-in mail catcher only.")
     command("serve-flows", cmd_serve_flows, "Serve the scheduled flows against the Prefect server in PREFECT_API_URL.")
     command("deliver", cmd_deliver, "Deliver due email from the outbox once, now.")
@@ -218,14 +219,19 @@ def cmd_web(settings: Settings, args) -> int:
 
 
 def cmd_mail_catcher(settings: Settings, args) -> int:
-    import signal
-    import threading
-
     from notifications.catcher import start_catcher
 
     controller = start_catcher(settings.maildir, settings.catcher_host, settings.catcher_port)
     address = f"{settings.catcher_host}:{settings.catcher_port}"
-    print(f"Mail catcher listening on {address}, keeping mail in {settings.maildir}")
+    return _serve_until_stopped(controller, f"Mail catcher listening on {address}, keeping mail in {settings.maildir}")
+
+
+def _serve_until_stopped(controller, message: str) -> int:
+    """Run an SMTP server (started in its own thread) until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    print(message, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -233,6 +239,22 @@ def cmd_mail_catcher(settings: Settings, args) -> int:
     finally:
         controller.stop()
     return 0
+
+
+def cmd_inbox_listener(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from notifications.catcher import start_inbox_listener
+    from notifications.inbox import store_inbound
+
+    factory = _factory(settings)
+
+    def keep(raw: bytes) -> None:
+        with transaction(factory) as session:
+            store_inbound(session, raw=raw, now=SystemClock().now())
+
+    controller = start_inbox_listener(settings.inbox_host, settings.inbox_port, keep)
+    return _serve_until_stopped(controller, f"App mailbox listening on {settings.inbox_host}:{settings.inbox_port}")
 
 
 def cmd_serve_flows(settings: Settings, args) -> int:
@@ -267,7 +289,7 @@ def cmd_up(settings: Settings, args) -> int:
 
 
 # Commands that read or write the directory or the outbox refuse an unmigrated database.
-NEEDS_SCHEMA = {cmd_demo, cmd_directory_import, cmd_directory_export, cmd_deliver, cmd_web}
+NEEDS_SCHEMA = {cmd_demo, cmd_directory_import, cmd_directory_export, cmd_deliver, cmd_web, cmd_inbox_listener}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,6 +32,7 @@ EXPECTED = {
     "sign_in_requests_per_hour": "a whole number between 1 and 1000",
     "catcher_port": "a TCP port number between 1 and 65535",
     "prefect_port": "a TCP port number between 1 and 65535",
+    "inbox_port": "a TCP port number between 1 and 65535",
     "outbox_max_attempts": "a whole number between 1 and 100",
     "upload_max_file_mb": "a whole number of megabytes between 1 and 200",
     "upload_max_referral_mb": "a whole number of megabytes between 1 and 1000",
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     catcher_host: str = "127.0.0.1"
     catcher_port: int = Field(8025, ge=1, le=65535)
     prefect_port: int = Field(4200, ge=1, le=65535)
+    # The app mailbox's own SMTP listener (replies, status requests); production forwards mail to it.
+    inbox_host: str = "127.0.0.1"
+    inbox_port: int = Field(2526, ge=1, le=65535)
     sign_in_token_minutes: int = Field(15, ge=1, le=1440)
     sign_in_requests_per_hour: int = Field(5, ge=1, le=1000)
     outbox_max_attempts: int = Field(8, ge=1, le=100)

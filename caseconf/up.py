@@ -117,14 +117,19 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
     if not frontend.ok:
         print(f"Cannot start: GOV.UK Frontend is {frontend.detail}.", file=sys.stderr)
         return 1
-    wanted = [("web", host, port), ("Prefect server", "127.0.0.1", settings.prefect_port)]
+    wanted = [
+        ("web", host, port),
+        ("Prefect server", "127.0.0.1", settings.prefect_port),
+        ("app mailbox", settings.inbox_host, settings.inbox_port),
+    ]
     if settings.uses_mail_catcher:
         wanted.append(("mail catcher", settings.catcher_host, settings.catcher_port))
     busy = [f"{name} port {p} on {h}" for name, h, p in wanted if not port_free(h, p)]
     if busy:
         print("Cannot start: these ports are in use: " + "; ".join(busy) + ".", file=sys.stderr)
         print(
-            "Stop whatever uses them, or choose others (--port, CASECONF_PREFECT_PORT, CASECONF_CATCHER_PORT).",
+            "Stop whatever uses them, or choose others (--port, CASECONF_PREFECT_PORT, CASECONF_CATCHER_PORT,"
+            " CASECONF_INBOX_PORT).",
             file=sys.stderr,
         )
         return 1
@@ -143,6 +148,7 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
     try:
         if settings.uses_mail_catcher:
             supervisor.start("mail-catcher", _caseconf("mail-catcher"))
+        supervisor.start("inbox-listener", _caseconf("inbox-listener"))
         print("Starting the scheduler (a local Prefect server)…", flush=True)
         prefect = supervisor.start(
             "prefect-server",
@@ -206,6 +212,7 @@ def _print_ready(settings: Settings, host: str, port: int, seconds: float) -> No
     ]
     if settings.uses_mail_catcher:
         lines.append(f"  Mail catcher      {base}/outbox   (SMTP on {settings.catcher_host}:{settings.catcher_port})")
+    lines.append(f"  App mailbox       SMTP on {settings.inbox_host}:{settings.inbox_port} (status requests, replies)")
     lines += ["", f"  Logs in {settings.data_dir.resolve() / 'logs'}", ""]
     lines += _demo_sign_in_lines(base)
     print("\n".join(lines), flush=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -84,3 +86,30 @@ def read_maildir(maildir: Path) -> list[CaughtMessage]:
 
 def get_caught(maildir: Path, key: str) -> CaughtMessage | None:
     return next((m for m in read_maildir(maildir) if m.key == key), None)
+
+
+class InboxHandler:
+    """The app mailbox's SMTP listener: hands every message, raw, to `keep` (which stores it)."""
+
+    def __init__(self, keep: Callable[[bytes], None], max_bytes: int = 25 * 1024 * 1024):
+        self.keep = keep
+        self.max_bytes = max_bytes
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if len(raw) > self.max_bytes:
+            return "552 5.3.4 Message too big"
+        try:
+            # Stored before we answer 250, so an accepted message is never lost.
+            await asyncio.get_running_loop().run_in_executor(None, self.keep, raw)
+        except Exception:
+            return "451 4.3.0 Could not store the message; try again later"
+        return "250 Message accepted"
+
+
+def start_inbox_listener(host: str, port: int, keep: Callable[[bytes], None]) -> Controller:
+    controller = Controller(InboxHandler(keep), hostname=host, port=port)
+    controller.start()
+    return controller

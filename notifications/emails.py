@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agencies.models import Person, Role, RoleGrant
+from agencies.models import Person, Role, RoleGrant, School
 from meetings.models import Referral, ReferralStatus, ReferralStatusChange
 from meetings.referral_rules import LABELS, SCHOOL_TODO
 from notifications.compose import render_email
@@ -81,7 +81,7 @@ def eip_recipients(session: Session, referral: Referral) -> list[Person]:
     )
 
 
-def _queue_about_referral(
+def queue_about_referral(
     session: Session,
     *,
     mail: MailContext,
@@ -123,7 +123,7 @@ def queue_referral_submitted(session: Session, *, mail: MailContext, now: dateti
     """Acknowledge to the school and tell the area's EIPs; returns how many emails were queued."""
     queued = 0
     for recipient in school_recipients(referral):
-        _queue_about_referral(
+        queue_about_referral(
             session,
             mail=mail,
             now=now,
@@ -135,7 +135,7 @@ def queue_referral_submitted(session: Session, *, mail: MailContext, now: dateti
         )
         queued += 1
     for eip in eip_recipients(session, referral):
-        _queue_about_referral(
+        queue_about_referral(
             session,
             mail=mail,
             now=now,
@@ -156,7 +156,7 @@ def queue_referral_status(
     """Tell the school its referral's new status (one email per change per recipient)."""
     status = ReferralStatus(change.to_status)
     for recipient in school_recipients(referral):
-        _queue_about_referral(
+        queue_about_referral(
             session,
             mail=mail,
             now=now,
@@ -169,3 +169,42 @@ def queue_referral_status(
             todo=SCHOOL_TODO.get(status, ""),
         )
     return len(school_recipients(referral))
+
+
+def queue_plain(
+    session: Session,
+    *,
+    mail: MailContext,
+    now: datetime,
+    template: str,
+    key: str,
+    recipient: str,
+    in_reply_to: str | None = None,
+    **context,
+) -> OutboundMessage:
+    """An email about no particular record (for example, a refusal that must reveal nothing)."""
+    rendered = render_email(template, service_name=SERVICE_NAME, team_name=mail.team_name, **context)
+    return enqueue(
+        session,
+        now=now,
+        idempotency_key=key,
+        kind=template,
+        recipient=recipient,
+        subject=rendered.subject,
+        body_text=rendered.text,
+        body_html=rendered.html,
+        mail_domain=mail.mail_domain,
+        in_reply_to=in_reply_to,
+        references=in_reply_to,
+    )
+
+
+def school_contacts(session: Session, school: School) -> list[str]:
+    """The school's safeguarding address and its registered referrers, once each."""
+    referrers = session.scalars(
+        select(Person.email)
+        .join(RoleGrant, RoleGrant.person_id == Person.id)
+        .where(RoleGrant.role == Role.school_referrer, RoleGrant.school_id == school.id, Person.active.is_(True))
+        .order_by(Person.email)
+    ).all()
+    return list(dict.fromkeys(a.lower() for a in (school.safeguarding_email, *referrers) if a))

@@ -51,3 +51,21 @@ def make_person(
         session.add(RoleGrant(person_id=person.id, role=role, **scope))
         session.flush()
     return person
+
+
+def make_submitted_referral(session_factory, now, *, urn: str, referrer_email: str, answers=None) -> tuple[int, str]:
+    """A referral filled in with the valid answers and submitted; returns (id, reference)."""
+    from sqlalchemy import select
+
+    from caseconf.db import transaction
+    from meetings import referrals
+    from tests.referral_answers import VALID
+
+    with transaction(session_factory) as session:
+        referrer = session.scalar(select(Person).where(Person.email == referrer_email))
+        school = session.scalar(select(School).where(School.urn == urn))
+        referral = referrals.start_referral(session, school_id=school.id, referrer_id=referrer.id, now=now)
+        for key, page in (answers or VALID).items():
+            referrals.save_page(session, referral=referral, key=key, answers=page, now=now, person_id=referrer.id)
+        referrals.submit_referral(session, referral=referral, now=now, person_id=referrer.id)
+        return referral.id, referral.reference

@@ -54,6 +54,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path):
         CASECONF_DATA_DIR=str(data_dir),
         CASECONF_CATCHER_PORT=str(catcher_port),
         CASECONF_PREFECT_PORT=str(prefect_port),
+        CASECONF_INBOX_PORT=str(free_port()),
         CASECONF_BASE_URL=f"http://127.0.0.1:{web_port}",
     )
     output = open(tmp_path / "up.log", "w+")
@@ -90,7 +91,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path):
         assert f"{base}/sign-in/confirm?token=" in caught[0].part("text/plain")
         outbox = opener.open(f"{base}/outbox").read().decode()
         assert "Your sign-in link" in outbox
-        assert len(processes_with(str(data_dir))) >= 4  # catcher, Prefect server, flows, web
+        assert len(processes_with(str(data_dir))) >= 5  # catcher, inbox, Prefect server, flows, web
     finally:
         up.send_signal(signal.SIGINT)
         try:

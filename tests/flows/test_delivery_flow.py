@@ -65,9 +65,12 @@ def test_flow_leaves_messages_queued_when_the_server_is_down(flow_env, session_f
 def test_deployments_run_on_london_time():
     from flows.deployments import deployments
 
-    (deliver,) = deployments()
-    assert deliver.name == "deliver-outbox"
-    (schedule,) = deliver.schedules
-    assert schedule.schedule.cron == "* * * * *"
-    assert schedule.schedule.timezone == "Europe/London"
-    assert deliver.concurrency_limit == 1
+    by_name = {d.name: d for d in deployments()}
+    assert set(by_name) == {"deliver-outbox", "read-inbox", "weekly-digest"}
+    crons = {name: (d.schedules[0].schedule.cron, d.schedules[0].schedule.timezone) for name, d in by_name.items()}
+    assert crons == {
+        "deliver-outbox": ("* * * * *", "Europe/London"),
+        "read-inbox": ("* * * * *", "Europe/London"),
+        "weekly-digest": ("0 7 * * 1", "Europe/London"),  # Monday morning, UK time, summer or winter
+    }
+    assert by_name["deliver-outbox"].concurrency_limit == 1

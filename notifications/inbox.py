@@ -1,0 +1,184 @@
+"""The app mailbox: every message is stored raw, then understood and answered, or kept for a person.
+
+For now it answers status requests from schools: "status VPHC-2026-0042" in the subject or body,
+or a reply to any email about a referral. Only a registered contact of the referral's school gets
+the status; anyone else gets the same polite refusal whether or not the reference exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agencies.models import Person, Role, RoleGrant
+from meetings.models import Referral, ReferralStatus
+from meetings.referral_rules import LABELS, SCHOOL_TODO
+from notifications.emails import MailContext, queue_about_referral, queue_plain
+from notifications.models import InboundKind, InboundMessage, InboundStatus
+
+MAX_RAW_BYTES = 25 * 1024 * 1024
+STATUS_QUERY = re.compile(r"\bstatus\s*:?\s*(VPHC-\d{4}-\d{4,6})\b", re.IGNORECASE)
+THREAD = re.compile(r"<referral-(\d+)@([^>\s]+)>")
+
+
+def store_inbound(session: Session, *, raw: bytes, now: datetime) -> InboundMessage | None:
+    """Keep a received message exactly as it came; the same bytes twice are kept once."""
+    if not raw or len(raw) > MAX_RAW_BYTES:
+        return None
+    digest = hashlib.sha256(raw).hexdigest()
+    existing = session.scalar(select(InboundMessage).where(InboundMessage.sha256 == digest))
+    if existing is not None:
+        return existing
+    headers = _parse(raw)
+    message = InboundMessage(
+        sha256=digest,
+        received_at=now,
+        raw=raw,
+        message_id=_header(headers, "Message-ID", 500),
+        sender=(parseaddr(_header(headers, "From", 1000) or "")[1].lower() or None),
+        recipient=_header(headers, "To", 320),
+        subject=_header(headers, "Subject", 500),
+        kind=InboundKind.unclassified,
+        status=InboundStatus.received,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _parse(raw: bytes) -> EmailMessage | None:
+    try:
+        return message_from_bytes(raw, policy=policy.default)
+    except Exception:  # anything malformed is kept raw for a person; parsing never loses it
+        return None
+
+
+def _header(message: EmailMessage | None, name: str, limit: int) -> str | None:
+    if message is None:
+        return None
+    try:
+        value = message.get(name)
+    except Exception:
+        return None
+    return " ".join(str(value).split())[:limit] if value else None
+
+
+def _text_body(message: EmailMessage | None) -> str:
+    if message is None:
+        return ""
+    try:
+        part = message.get_body(preferencelist=("plain",))
+        return part.get_content()[:20000] if part else ""
+    except Exception:
+        return ""
+
+
+def _is_automatic(message: EmailMessage | None, sender: str | None, own_address: str) -> bool:
+    """Never answer robots, lists or ourselves: that is how mail loops start."""
+    if not sender or sender == own_address.lower() or sender.split("@")[0] in ("mailer-daemon", "postmaster"):
+        return True
+    auto = (_header(message, "Auto-Submitted", 50) or "no").lower()
+    precedence = (_header(message, "Precedence", 50) or "").lower()
+    return auto != "no" or precedence in ("bulk", "list", "junk") or bool(_header(message, "List-Id", 50))
+
+
+@dataclass
+class InboxReport:
+    status_answered: int = 0
+    status_refused: int = 0
+    for_a_person: int = 0
+    ignored: int = 0
+
+
+def _referral_asked_about(session: Session, message: EmailMessage | None, subject: str, mail_domain: str):
+    found = STATUS_QUERY.search(subject or "") or STATUS_QUERY.search(_text_body(message))
+    if found:
+        return True, session.scalar(select(Referral).where(Referral.reference == found.group(1).upper()))
+    threads = " ".join(filter(None, (_header(message, "In-Reply-To", 2000), _header(message, "References", 5000))))
+    for referral_id, domain in THREAD.findall(threads):
+        if domain == mail_domain:
+            return True, session.get(Referral, int(referral_id))
+    return False, None
+
+
+def is_school_contact(session: Session, referral: Referral, sender: str) -> bool:
+    school = referral.school
+    if sender in {school.email.lower(), school.safeguarding_email.lower()}:
+        return True
+    return (
+        session.scalar(
+            select(Person.id)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(
+                Person.email == sender,
+                Person.active.is_(True),
+                RoleGrant.role == Role.school_referrer,
+                RoleGrant.school_id == school.id,
+            )
+        )
+        is not None
+    )
+
+
+def process_inbox(
+    session: Session, *, now: datetime, mail: MailContext, own_address: str, limit: int = 200
+) -> InboxReport:
+    report = InboxReport()
+    waiting = session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.status == InboundStatus.received)
+        .order_by(InboundMessage.id)
+        .limit(limit)
+    ).all()
+    for inbound in waiting:
+        message = _parse(inbound.raw)
+        inbound.processed_at = now
+        if _is_automatic(message, inbound.sender, own_address):
+            inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
+            report.ignored += 1
+            continue
+        asked, referral = _referral_asked_about(session, message, inbound.subject or "", mail.mail_domain)
+        if not asked:
+            inbound.status, inbound.note = InboundStatus.needs_human, "Not understood: kept for the team"
+            report.for_a_person += 1
+            continue
+        inbound.kind = InboundKind.status_query
+        inbound.status = InboundStatus.applied
+        thread = inbound.message_id if inbound.message_id and len(inbound.message_id) < 250 else None
+        if referral is not None and referral.reference and is_school_contact(session, referral, inbound.sender):
+            status = ReferralStatus(referral.status)
+            queue_about_referral(
+                session,
+                mail=mail,
+                now=now,
+                referral=referral,
+                template="status_reply",
+                key=f"status-reply:{inbound.id}",
+                recipient=inbound.sender,
+                link=f"/referrals/{referral.id}",
+                status_label=LABELS[status],
+                todo=SCHOOL_TODO.get(status, ""),
+            )
+            inbound.note = f"Answered with the status of {referral.reference}"
+            report.status_answered += 1
+        else:
+            queue_plain(
+                session,
+                mail=mail,
+                now=now,
+                template="status_refusal",
+                key=f"status-refusal:{inbound.id}",
+                recipient=inbound.sender,
+                in_reply_to=thread,
+            )
+            inbound.note = "Refused: unknown reference or not a contact of the school"
+            report.status_refused += 1
+    return report
