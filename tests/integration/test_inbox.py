@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from caseconf.clock import FixedClock
 from caseconf.db import transaction
 from meetings.demo import load_demo
-from notifications.catcher import start_inbox_listener
+from notifications.catcher import read_maildir, start_catcher, start_inbox_listener
+from notifications.delivery import deliver_pending
 from notifications.digests import queue_weekly_digests
 from notifications.emails import MailContext
 from notifications.inbox import process_inbox, store_inbound
@@ -147,7 +148,7 @@ def test_the_same_message_twice_is_stored_and_answered_once(session_factory, ses
     assert len(replies(session, "status_reply")) == 1
 
 
-def test_weekly_digest_lists_open_referrals_once_a_week(session_factory, session, clock, referral):
+def test_weekly_digest_lists_open_referrals_once_a_week(session_factory, session, settings, clock, referral):
     _, reference = referral
     with transaction(session_factory) as s:
         first = queue_weekly_digests(s, now=clock.now(), mail=MAIL)
@@ -161,6 +162,17 @@ def test_weekly_digest_lists_open_referrals_once_a_week(session_factory, session
     assert f"{reference}: Waiting for triage. Waiting for the inclusion team: triage." in copperbeech[0].body_text
     for digest in digests:
         assert CHILD_FIRST not in digest.body_text and CHILD_LAST not in digest.body_text
+    catcher = start_catcher(settings.maildir, "127.0.0.1", settings.catcher_port)
+    try:
+        assert deliver_pending(session_factory, settings, now=clock.now).failed == 0
+    finally:
+        catcher.stop()
+    delivered = [m for m in read_maildir(settings.maildir) if m.subject.startswith("This week's referrals")]
+    assert len(delivered) == first
+    for message in delivered:
+        whole = message.message.as_string()
+        assert "VPHC-2026-" in message.part("text/plain")
+        assert CHILD_FIRST not in whole and CHILD_LAST not in whole and "2016" not in whole
     with transaction(session_factory) as s:
         queue_weekly_digests(s, now=clock.now() + timedelta(days=7), mail=MAIL)
     assert len(replies(session, "weekly_digest")) == 2 * first
