@@ -2,80 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
-
 import pytest
-import uvicorn
 
-from caseconf.db import transaction
-from meetings.demo import DEMO_USERS, load_demo
-from notifications.catcher import start_catcher
+from meetings.demo import DEMO_USERS
 from notifications.delivery import deliver_pending
-from tests.conftest import free_port
-from web.app import create_app
+from tests.web.conftest import page, server, shot  # noqa: F401 - the browser fixtures, also for importers
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "var" / "screenshots"
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.fixture
-def server(settings, session_factory, clock):
-    with transaction(session_factory) as session:
-        load_demo(session, now=clock.now())
-    port = free_port()
-    settings = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})  # links in emails
-    app = create_app(settings, session_factory=session_factory, clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        time.sleep(0.05)
-    catcher = start_catcher(settings.maildir, "127.0.0.1", settings.catcher_port)
-    yield f"http://127.0.0.1:{port}"
-    catcher.stop()
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def page():
-    assert CHROMIUM.exists(), "Debian's chromium is needed for browser tests: apt-get install chromium"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        # CSP is bypassed only so the test can inject axe; the app's own pages never need inline script.
-        page = browser.new_page(bypass_csp=True)
-        yield page
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    """Keep a screenshot for people to look at, and check the page with axe (WCAG 2.1 A and AA)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        """async () => (await axe.run(document, {runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}))
-            .violations.map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(" ")).join(", ")})`)"""
-    )
-    assert violations == [], f"accessibility problems on {name}: {violations}"
 
 
 def demo_email(label_start: str) -> tuple[str, str]:
