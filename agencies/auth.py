@@ -173,3 +173,19 @@ def sign_out(session: Session, *, raw_session: str, now: datetime, ip_address: s
         actor_label=web_session.person.email,
         ip_address=ip_address,
     )
+
+
+def person_for_expired_session(session: Session, *, raw_session: str, now: datetime, grace: timedelta) -> Person | None:
+    """Whose session this was, if it ran out by itself no more than `grace` ago.
+
+    Used only so that answers posted just after a session times out are not lost; it never signs
+    anyone in. A session ended by signing out, a live session and an inactive person give None.
+    """
+    web_session = session.scalar(select(WebSession).where(WebSession.session_hash == token_hash(raw_session)))
+    if web_session is None or web_session.ended_at is not None:
+        return None
+    if not (now - grace <= web_session.expires_at <= now):
+        return None
+    if not web_session.person.active:
+        return None
+    return web_session.person
