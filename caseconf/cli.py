@@ -100,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
     command("mail-catcher", cmd_mail_catcher, "Run the built-in mail catcher only.")
     command("serve-flows", cmd_serve_flows, "Serve the scheduled flows against the Prefect server in PREFECT_API_URL.")
     command("deliver", cmd_deliver, "Deliver due email from the outbox once, now.")
+
+    api_token = command("api-token", None, "Tokens for the JSON API; each acts as one person, with their roles.")
+    api_token_commands = api_token.add_subparsers(title="api-token commands", metavar="ACTION")
+    create_token = api_token_commands.add_parser("create", help="Make a token and print it (shown only this once).")
+    create_token.add_argument("--email", required=True, help="the person the token acts as")
+    create_token.add_argument("--name", required=True, help="what the token is for, e.g. the integration's name")
+    create_token.add_argument("--days", type=int, default=90, help="days until it expires (default 90, at most 366)")
+    create_token.set_defaults(handler=cmd_api_token_create)
+    revoke_token = api_token_commands.add_parser("revoke", help="Stop a token working, from now on.")
+    revoke_token.add_argument("id", type=int)
+    revoke_token.set_defaults(handler=cmd_api_token_revoke)
+    list_tokens = api_token_commands.add_parser("list", help="List tokens (never the tokens themselves).")
+    list_tokens.set_defaults(handler=cmd_api_token_list)
     return parser
 
 
@@ -282,6 +295,71 @@ def cmd_deliver(settings: Settings, args) -> int:
     return 0
 
 
+API_TOKEN_ACTOR = "caseconf api-token (command line)"
+
+
+def cmd_api_token_create(settings: Settings, args) -> int:
+    from datetime import timedelta
+
+    from agencies.api_tokens import create_api_token
+    from agencies.auth import find_person_by_email
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.errors import Invalid
+
+    try:
+        with transaction(_factory(settings)) as session:
+            person = find_person_by_email(session, args.email)
+            if person is None:
+                print(f"No active person has the email address {args.email}.", file=sys.stderr)
+                return 1
+            issued = create_api_token(
+                session,
+                person_id=person.id,
+                name=args.name,
+                now=SystemClock().now(),
+                valid_for=timedelta(days=args.days),
+                actor_label=API_TOKEN_ACTOR,
+            )
+            roles = sorted({grant.role for grant in person.grants})
+    except Invalid as exc:
+        problems = exc.problems.values() if isinstance(exc.problems, dict) else exc.problems
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    print(f"API token {issued.token_id} for {person.email} ({', '.join(roles) or 'no roles yet'}),")
+    print(f"valid until {issued.expires_at:%Y-%m-%d %H:%M} UTC. It is shown only now; keep it secret:")
+    print(issued.raw_token)
+    return 0
+
+
+def cmd_api_token_revoke(settings: Settings, args) -> int:
+    from agencies.api_tokens import revoke_api_token
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.errors import NotFound
+
+    try:
+        with transaction(_factory(settings)) as session:
+            token = revoke_api_token(session, token_id=args.id, now=SystemClock().now(), actor_label=API_TOKEN_ACTOR)
+            print(f"API token {token.id} ({token.name}) was revoked at {token.revoked_at:%Y-%m-%d %H:%M} UTC.")
+    except NotFound:
+        print(f"There is no API token {args.id}.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_api_token_list(settings: Settings, args) -> int:
+    from agencies.api_tokens import find_api_tokens
+
+    with _factory(settings)() as session:
+        for token in find_api_tokens(session):
+            ends = f"revoked {token.revoked_at.date()}" if token.revoked_at else f"expires {token.expires_at.date()}"
+            used = f"last used {token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
+            print(f"{token.id}  {token.person.email}  {token.name}  ({ends}, {used})")
+    return 0
+
+
 def cmd_up(settings: Settings, args) -> int:
     from caseconf.up import run_everything
 
@@ -290,6 +368,7 @@ def cmd_up(settings: Settings, args) -> int:
 
 # Commands that read or write the directory or the outbox refuse an unmigrated database.
 NEEDS_SCHEMA = {cmd_demo, cmd_directory_import, cmd_directory_export, cmd_deliver, cmd_web, cmd_inbox_listener}
+NEEDS_SCHEMA |= {cmd_api_token_create, cmd_api_token_revoke, cmd_api_token_list}
 
 if __name__ == "__main__":
     sys.exit(main())
