@@ -153,8 +153,21 @@ def queue_referral_submitted(session: Session, *, mail: MailContext, now: dateti
 def queue_referral_status(
     session: Session, *, mail: MailContext, now: datetime, referral: Referral, change: ReferralStatusChange
 ) -> int:
-    """Tell the school its referral's new status (one email per change per recipient)."""
+    """Tell the school its referral's new status (one email per change per recipient); when the
+    school has answered a question, tell the area's EIPs it is back in their queue."""
     status = ReferralStatus(change.to_status)
+    if change.from_status == ReferralStatus.information_requested and status == ReferralStatus.submitted:
+        for eip in eip_recipients(session, referral):
+            queue_about_referral(
+                session,
+                mail=mail,
+                now=now,
+                referral=referral,
+                template="referral_answered",
+                key=f"referral-answered:{change.id}:{eip.id}",
+                recipient=eip.email,
+                link=f"/triage/{referral.id}",
+            )
     for recipient in school_recipients(referral):
         queue_about_referral(
             session,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader, select_autoescape
@@ -23,7 +23,7 @@ from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
 from web.routers import admin, api, auth, documents, health, home, outbox, school, triage
-from web.security import CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
+from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
 
 log = logging.getLogger("caseconf.web")
 
@@ -137,6 +137,9 @@ async def _not_found(request: Request, exc: NotFound) -> Response:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if request.url.path.startswith(API_PREFIX):
+        message = "No such endpoint" if exc.status_code in (404, 405) else str(exc.detail)
+        return JSONResponse({"errors": [{"field": None, "message": message}]}, status_code=exc.status_code)
     if exc.status_code == 404:
         return render(request, "errors/not_found.html", status_code=404)
     if exc.status_code == 405:

@@ -247,3 +247,25 @@ def test_status_history_is_written_for_each_change(session_factory, session, clo
         select(func.count()).select_from(ReferralStatusChange).where(ReferralStatusChange.referral_id == referral_id)
     )
     assert count == 2
+
+
+def test_an_answered_question_tells_the_eip(session_factory, session, clock, borough):
+    eip = borough["people"]["eip.north@kestrelford.example.org"]
+    referrer = borough["people"]["dsl@alderbrook.example.org"]
+    referral_id = new_referral(session_factory, clock, borough)
+    reference = submit(session_factory, clock, borough, referral_id)
+    with transaction(session_factory) as s:
+        referral = referrals.get_referral(s, referral_id)
+        asked = referrals.request_information(
+            s, referral=referral, question="Which days?", now=clock.now(), person_id=eip
+        )
+        queue_referral_status(s, mail=MAIL, now=clock.now(), referral=referral, change=asked)
+        answered = referrals.provide_information(
+            s, referral=referral, answer="Mondays", now=clock.now(), person_id=referrer
+        )
+        queue_referral_status(s, mail=MAIL, now=clock.now(), referral=referral, change=answered)
+    from notifications.models import OutboundMessage
+
+    back = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "referral_answered")).all()
+    assert [m.recipient for m in back] == ["eip.north@kestrelford.example.org"]
+    assert reference in back[0].subject and "Mondays" not in back[0].body_text

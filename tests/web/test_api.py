@@ -358,3 +358,9 @@ def test_pages_keep_their_html_error_page(client):
     response = client.get("/sign-in?signed_out=not-a-boolean")
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/html")
+
+
+def test_unknown_api_paths_answer_in_json(client):
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"field": None, "message": "No such endpoint"}]}
