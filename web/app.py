@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from caseconf import audit
 from caseconf.clock import Clock, SystemClock, london
 from caseconf.db import make_engine, make_session_factory, transaction
-from caseconf.errors import Forbidden, NotFound
+from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
@@ -28,6 +28,7 @@ from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_
 log = logging.getLogger("caseconf.web")
 
 WEB_DIR = Path(__file__).resolve().parent
+MAX_FORM_BYTES = 2 * 1024 * 1024  # far more than any form's text; uploads have their own limits
 
 
 def _templates() -> Jinja2Templates:
@@ -69,6 +70,12 @@ def create_app(
 
     @app.middleware("http")
     async def headers_and_csrf_cookie(request: Request, call_next):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_FORM_BYTES and "/documents" not in request.url.path:
+            # Only document uploads are big; any other body this large is refused before it is read.
+            response = render(request, "errors/too_large.html", status_code=413)
+            response.headers.update(security_headers(request.url.path))
+            return response
         had_cookie = CSRF_COOKIE in request.cookies
         cookie_value = csrf_cookie_value(request)
         response = await call_next(request)
@@ -83,6 +90,7 @@ def create_app(
     app.exception_handler(NotSignedIn)(_not_signed_in)
     app.exception_handler(Forbidden)(_forbidden)
     app.exception_handler(NotFound)(_not_found)
+    app.exception_handler(Conflict)(_conflict)
     app.exception_handler(StarletteHTTPException)(_http_error)
     app.exception_handler(RequestValidationError)(_bad_request)
     app.exception_handler(Exception)(_unexpected)
@@ -134,6 +142,11 @@ async def _forbidden(request: Request, exc: Forbidden) -> Response:
 
 async def _not_found(request: Request, exc: NotFound) -> Response:
     return render(request, "errors/not_found.html", status_code=404)
+
+
+async def _conflict(request: Request, exc: Conflict) -> Response:
+    """Someone (or another tab) changed the record first; nothing of this request was saved."""
+    return render(request, "errors/conflict.html", status_code=409, problem=str(exc))
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

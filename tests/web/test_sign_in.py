@@ -255,3 +255,13 @@ def test_sign_out_page_offers_a_button(client, session_factory, people):
     page = client.get("/sign-out")
     assert page.status_code == 200 and 'action="/sign-out"' in page.text
     assert client.get("/").status_code == 200  # looking at the page did not sign out
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(client, session):
+    token = csrf_from(client.get("/sign-in").text)
+    response = client.post(
+        "/sign-in", data={"email": "a@example.org", "next": "/" + "x" * 3_000_000, "csrf_token": token}
+    )
+    assert response.status_code == 413
+    assert "too much to send" in response.text
+    assert session.scalar(select(func.count()).select_from(OutboundMessage)) == 0
