@@ -10,6 +10,7 @@ import pytest
 from caseconf.clock import FixedClock
 from meetings.referral_form import PAGES
 from tests.referral_answers import CHILD_FIRST, CHILD_LAST, VALID
+from tests.unit.test_document_types import make_pdf, make_png
 from tests.web.conftest import latest_link, shot  # the `server` and `page` fixtures come from there too
 
 pytestmark = pytest.mark.browser
@@ -20,6 +21,12 @@ REFERRER = "dsl@alderbrook.example.org"
 @pytest.fixture
 def clock():
     return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(settings):
+    """A 1 MB limit a file, so the test can cross it with a small file."""
+    return settings.model_copy(update={"upload_max_file_mb": 1})
 
 
 def sign_in_by_link(page, server, session_factory, next_path: str) -> None:
@@ -99,6 +106,34 @@ def test_school_referrer_refers_a_child_from_start_to_reference(server, page, se
     assert page.locator("#sections-2-status").inner_text().strip() == "Completed"
     assert page.locator("#sections-3-status").inner_text().strip() == "Not started"
     assert page.get_by_text("You have completed 2 of 10 sections.").is_visible()
+
+    # Supporting documents: one refused for its type, one for its size, then two good ones.
+    page.get_by_role("link", name="Supporting documents").click()
+    page.get_by_role("heading", name="Supporting documents").wait_for()
+    files = page.locator("input[type=file]")
+    files.set_input_files([{"name": "notes.pdf", "mimeType": "application/pdf", "buffer": b"just some text"}])
+    page.get_by_role("button", name="Add files").click()
+    page.locator(".govuk-error-summary").wait_for()
+    assert "'notes.pdf' is not a PDF" in page.locator(".govuk-error-summary").inner_text()
+    big = make_pdf(padding=1_200_000)
+    page.locator("input[type=file]").set_input_files([{"name": "big.pdf", "mimeType": "application/pdf", "buffer": big}])
+    page.get_by_role("button", name="Add files").click()
+    page.locator(".govuk-error-summary").wait_for()
+    assert "the limit is 1 MB a file" in page.locator(".govuk-error-summary").inner_text()
+    shot(page, "school-upload-refused")
+    page.locator("input[type=file]").set_input_files(
+        [
+            {"name": "attendance.pdf", "mimeType": "application/pdf", "buffer": make_pdf()},
+            {"name": "timetable.png", "mimeType": "image/png", "buffer": make_png()},
+        ]
+    )
+    page.get_by_label("Describe the files (optional)").fill("Attendance report and timetable")
+    page.get_by_role("button", name="Add files").click()
+    page.get_by_text("2 files added").wait_for()
+    assert page.get_by_role("link", name="attendance.pdf").is_visible()
+    shot(page, "school-uploaded")
+    page.get_by_role("link", name="Back").click()
+    page.get_by_role("heading", name="Refer a child to the hot clinic").wait_for()
 
     page.get_by_role("link", name="Reasons for referral").click()
     for section in PAGES[2:]:
