@@ -229,6 +229,15 @@ PAGES: tuple[Page, ...] = (
                 noun="the number of suspensions this half-term",
             ),
             Field(
+                "suspension_dates",
+                "Dates of the suspensions this year",
+                "textarea",
+                "One a line, for example 3 10 2026",
+                required=False,
+                max_length=1000,
+                noun="the dates of the suspensions",
+            ),
+            Field(
                 "permanent_exclusion",
                 "Permanent exclusion",
                 "radios",
@@ -257,6 +266,26 @@ PAGES: tuple[Page, ...] = (
                 required=False,
                 when=("part_time_timetable", ("yes",)),
                 noun="when the part-time timetable started",
+            ),
+            Field(
+                "part_time_hours",
+                "Hours a week in school",
+                "decimal",
+                "For example, 12.5",
+                required=False,
+                minimum=Decimal(0),
+                maximum=Decimal("32.5"),
+                when=("part_time_timetable", ("yes",)),
+                noun="the hours a week in school",
+            ),
+            Field(
+                "part_time_la_notified",
+                "Has the local authority been told about the part-time timetable?",
+                "radios",
+                required=False,
+                options=YES_NO,
+                when=("part_time_timetable", ("yes",)),
+                noun="whether the local authority has been told",
             ),
         ),
     ),
@@ -534,6 +563,28 @@ def check_page(
     return result
 
 
+DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})[\s/.-]+(\d{1,2})[\s/.-]+(\d{4})$")
+
+
+def _suspension_dates(text: str | None, today: date) -> tuple[list[str], str | None]:
+    """One date a line, as people write them ("3 10 2026", "03/10/2026"); ISO strings back."""
+    dates = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        found = DAY_MONTH_YEAR.match(line.strip())
+        try:
+            day = date(int(found.group(3)), int(found.group(2)), int(found.group(1))) if found else None
+        except ValueError:
+            day = None
+        if day is None:
+            return [], f"Enter each suspension date on its own line, for example 3 10 2026 ('{line.strip()[:30]}')"
+        if day > today:
+            return [], "Suspension dates must be today or in the past"
+        dates.append(day.isoformat())
+    return dates, None
+
+
 def _cross_checks(key: str, result: PageResult, today: date) -> None:
     values, errors = result.values, result.errors
     if key == "child":
@@ -552,6 +603,13 @@ def _cross_checks(key: str, result: PageResult, today: date) -> None:
             errors["suspension_days_this_year"] = "Days lost must be 0 when there have been no suspensions"
         if count and days == 0:
             errors["suspension_days_this_year"] = "Enter the days lost to suspensions (more than 0)"
+        dates, problem = _suspension_dates(values.get("suspension_dates"), today)
+        if problem:
+            errors["suspension_dates"] = problem
+        elif count is not None and len(dates) > count:
+            errors["suspension_dates"] = "There are more suspension dates than suspensions this year"
+        else:
+            values["suspension_dates"] = dates
     if key == "agencies":
         statuses = values.get("social_care_statuses") or []
         if "none" in statuses and len(statuses) > 1:

@@ -212,9 +212,14 @@ def _apply(session: Session, referral: Referral, key: str, v: dict[str, Any]) ->
         ):
             setattr(referral, name, v[name])
         referral.permanent_exclusion_on = v.get("permanent_exclusion_on")
+        referral.suspension_dates = v.get("suspension_dates") or []
+        in_place = v["part_time_timetable"] == "yes"
+        hours = v.get("part_time_hours")
         referral.part_time_timetable = {
-            "in_place": v["part_time_timetable"] == "yes",
-            "started_on": _iso(v.get("part_time_started_on")),
+            "in_place": in_place,
+            "started_on": _iso(v.get("part_time_started_on")) if in_place else None,
+            "hours_per_week": str(hours) if in_place and hours is not None else None,
+            "la_notified": v.get("part_time_la_notified") == "yes" if in_place else None,
         }
     elif key == "send":
         referral.sen_status, referral.primary_need = v["sen_status"], v.get("primary_need")

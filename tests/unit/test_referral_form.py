@@ -105,3 +105,36 @@ def test_working_days_skip_weekends_and_bank_holidays():
     assert working_days_between(date(2026, 12, 24), date(2026, 12, 29)) == 1  # 25th, 28th are holidays
     assert add_working_days(date(2026, 12, 24), 1) == date(2026, 12, 29)
     assert working_days_between(date(2026, 11, 23), date(2026, 11, 27)) == 4
+
+
+def test_suspension_dates_are_read_as_people_write_them():
+    values = check(
+        "education",
+        suspensions_this_year="2",
+        suspension_days_this_year="3",
+        suspension_dates="3 10 2026\n17/11/2026\n",
+    ).values
+    assert values["suspension_dates"] == ["2026-10-03", "2026-11-17"]
+
+
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        ("3 10 2026\nlast Tuesday", "on its own line"),
+        ("31 2 2026", "on its own line"),
+        ("1 12 2026", "today or in the past"),
+        ("1 10 2026\n2 10 2026\n3 10 2026", "more suspension dates than suspensions"),
+    ],
+)
+def test_suspension_date_problems(dates, message):
+    errors = check("education", suspensions_this_year="2", suspension_days_this_year="3", suspension_dates=dates).errors
+    assert message in errors["suspension_dates"]
+
+
+def test_a_part_time_timetable_needs_its_details():
+    errors = check("education", part_time_timetable="yes").errors
+    assert set(errors) == {"part_time_started_on", "part_time_hours", "part_time_la_notified"}
+    assert (
+        "between 0 and 32.5"
+        in check("education", part_time_timetable="yes", part_time_hours="40").errors["part_time_hours"]
+    )
