@@ -10,23 +10,26 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role, RoleGrant
 from meetings.models import Referral, ReferralStatus
 from meetings.referral_rules import LABELS, SCHOOL_TODO
 from notifications.emails import MailContext, queue_about_referral, queue_plain
-from notifications.models import InboundKind, InboundMessage, InboundStatus
+from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
 
 MAX_RAW_BYTES = 25 * 1024 * 1024
 STATUS_QUERY = re.compile(r"\bstatus\s*:?\s*(VPHC-\d{4}-\d{4,6})\b", re.IGNORECASE)
-THREAD = re.compile(r"<referral-(\d+)@([^>\s]+)>")
+THREAD = re.compile(r"<referral-(\d{1,9})@([^>\s]+)>")
+# Automatic replies announce themselves in several ways; any one is enough not to answer.
+AUTOMATIC_HEADERS = ("List-Id", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+REPLIES_PER_SENDER_PER_DAY = 5
 
 
 def store_inbound(session: Session, *, raw: bytes, now: datetime) -> InboundMessage | None:
@@ -68,7 +71,7 @@ def _header(message: EmailMessage | None, name: str, limit: int) -> str | None:
         value = message.get(name)
     except Exception:
         return None
-    return " ".join(str(value).split())[:limit] if value else None
+    return " ".join(str(value).replace("\x00", "").split())[:limit] if value else None
 
 
 def _text_body(message: EmailMessage | None) -> str:
@@ -87,7 +90,43 @@ def _is_automatic(message: EmailMessage | None, sender: str | None, own_address:
         return True
     auto = (_header(message, "Auto-Submitted", 50) or "no").lower()
     precedence = (_header(message, "Precedence", 50) or "").lower()
-    return auto != "no" or precedence in ("bulk", "list", "junk") or bool(_header(message, "List-Id", 50))
+    return (
+        auto != "no"
+        or precedence in ("bulk", "list", "junk", "auto_reply")
+        or any(_header(message, name, 50) for name in AUTOMATIC_HEADERS)
+    )
+
+
+COURTESIES = frozenset({"status", "please", "thanks", "thank", "you", "hi", "hello", "many", "kind", "regards"})
+
+
+def _says_more_than_status(message: EmailMessage | None) -> bool:
+    """A reply with words of its own (beyond "status?", quoted text and a signature) is for a person."""
+    kept = []
+    for line in _text_body(message).splitlines():
+        stripped = line.strip()
+        if stripped in ("--", "-- "):
+            break  # a signature follows
+        if stripped.startswith(">") or (stripped.startswith("On ") and stripped.endswith("wrote:")):
+            continue
+        kept.append(stripped)
+    words = re.findall(r"[a-z]+", " ".join(kept).lower())
+    return any(word not in COURTESIES for word in words)
+
+
+def _replies_today(session: Session, sender: str, now: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(
+                OutboundMessage.recipient == sender,
+                OutboundMessage.kind.in_(("status_reply", "status_refusal")),
+                OutboundMessage.created_at > now - timedelta(days=1),
+            )
+        )
+        or 0
+    )
 
 
 @dataclass
@@ -99,14 +138,15 @@ class InboxReport:
 
 
 def _referral_asked_about(session: Session, message: EmailMessage | None, subject: str, mail_domain: str):
+    """(what kind of message, the referral): "query" for "status VPHC-…", "reply" for a reply to our email."""
     found = STATUS_QUERY.search(subject or "") or STATUS_QUERY.search(_text_body(message))
     if found:
-        return True, session.scalar(select(Referral).where(Referral.reference == found.group(1).upper()))
+        return "query", session.scalar(select(Referral).where(Referral.reference == found.group(1).upper()))
     threads = " ".join(filter(None, (_header(message, "In-Reply-To", 2000), _header(message, "References", 5000))))
     for referral_id, domain in THREAD.findall(threads):
         if domain == mail_domain:
-            return True, session.get(Referral, int(referral_id))
-    return False, None
+            return "reply", session.get(Referral, int(referral_id))
+    return None, None
 
 
 def is_school_contact(session: Session, referral: Referral, sender: str) -> bool:
@@ -131,6 +171,7 @@ def is_school_contact(session: Session, referral: Referral, sender: str) -> bool
 def process_inbox(
     session: Session, *, now: datetime, mail: MailContext, own_address: str, limit: int = 200
 ) -> InboxReport:
+    """Deal with each waiting message in a savepoint of its own: one bad message never blocks the rest."""
     report = InboxReport()
     waiting = session.scalars(
         select(InboundMessage)
@@ -139,46 +180,69 @@ def process_inbox(
         .limit(limit)
     ).all()
     for inbound in waiting:
-        message = _parse(inbound.raw)
-        inbound.processed_at = now
-        if _is_automatic(message, inbound.sender, own_address):
-            inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
-            report.ignored += 1
-            continue
-        asked, referral = _referral_asked_about(session, message, inbound.subject or "", mail.mail_domain)
-        if not asked:
-            inbound.status, inbound.note = InboundStatus.needs_human, "Not understood: kept for the team"
+        try:
+            with session.begin_nested():
+                _handle(session, inbound, now=now, mail=mail, own_address=own_address, report=report)
+        except Exception as exc:  # kept for a person with the reason, never retried in a loop
+            inbound.status = InboundStatus.needs_human
+            inbound.note = f"Could not be handled automatically: {type(exc).__name__}"[:500]
             report.for_a_person += 1
-            continue
-        inbound.kind = InboundKind.status_query
-        inbound.status = InboundStatus.applied
-        thread = inbound.message_id if inbound.message_id and len(inbound.message_id) < 250 else None
-        if referral is not None and referral.reference and is_school_contact(session, referral, inbound.sender):
-            status = ReferralStatus(referral.status)
-            queue_about_referral(
-                session,
-                mail=mail,
-                now=now,
-                referral=referral,
-                template="status_reply",
-                key=f"status-reply:{inbound.id}",
-                recipient=inbound.sender,
-                link=f"/referrals/{referral.id}",
-                status_label=LABELS[status],
-                todo=SCHOOL_TODO.get(status, ""),
-            )
-            inbound.note = f"Answered with the status of {referral.reference}"
-            report.status_answered += 1
-        else:
-            queue_plain(
-                session,
-                mail=mail,
-                now=now,
-                template="status_refusal",
-                key=f"status-refusal:{inbound.id}",
-                recipient=inbound.sender,
-                in_reply_to=thread,
-            )
-            inbound.note = "Refused: unknown reference or not a contact of the school"
-            report.status_refused += 1
+        inbound.processed_at = now
     return report
+
+
+def _handle(
+    session: Session,
+    inbound: InboundMessage,
+    *,
+    now: datetime,
+    mail: MailContext,
+    own_address: str,
+    report: InboxReport,
+) -> None:
+    message = _parse(inbound.raw)
+    if _is_automatic(message, inbound.sender, own_address):
+        inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
+        report.ignored += 1
+        return
+    kind, referral = _referral_asked_about(session, message, inbound.subject or "", mail.mail_domain)
+    if kind is None or (kind == "reply" and _says_more_than_status(message)):
+        about = f" about {referral.reference}" if kind and referral is not None and referral.reference else ""
+        inbound.status, inbound.note = InboundStatus.needs_human, f"Kept for the team{about}"
+        report.for_a_person += 1
+        return
+    if _replies_today(session, inbound.sender, now) >= REPLIES_PER_SENDER_PER_DAY:
+        inbound.status, inbound.note = InboundStatus.ignored, "Too many requests from this address today"
+        report.ignored += 1
+        return
+    inbound.kind = InboundKind.status_query
+    inbound.status = InboundStatus.applied
+    thread = inbound.message_id if inbound.message_id and len(inbound.message_id) < 250 else None
+    if referral is not None and referral.reference and is_school_contact(session, referral, inbound.sender):
+        status = ReferralStatus(referral.status)
+        queue_about_referral(
+            session,
+            mail=mail,
+            now=now,
+            referral=referral,
+            template="status_reply",
+            key=f"status-reply:{inbound.id}",
+            recipient=inbound.sender,
+            link=f"/referrals/{referral.id}",
+            status_label=LABELS[status],
+            todo=SCHOOL_TODO.get(status, ""),
+        )
+        inbound.note = f"Answered with the status of {referral.reference}"
+        report.status_answered += 1
+    else:
+        queue_plain(
+            session,
+            mail=mail,
+            now=now,
+            template="status_refusal",
+            key=f"status-refusal:{inbound.id}",
+            recipient=inbound.sender,
+            in_reply_to=thread,
+        )
+        inbound.note = "Refused: unknown reference or not a contact of the school"
+        report.status_refused += 1

@@ -176,3 +176,49 @@ def test_weekly_digest_lists_open_referrals_once_a_week(session_factory, session
     with transaction(session_factory) as s:
         queue_weekly_digests(s, now=clock.now() + timedelta(days=7), mail=MAIL)
     assert len(replies(session, "weekly_digest")) == 2 * first
+
+
+def test_a_crafted_message_does_not_block_the_mailbox(session_factory, session, clock, referral):
+    _, reference = referral
+    receive(
+        session_factory,
+        clock,
+        email(
+            "x@elsewhere.example.org",
+            "Re: hi",
+            In_Reply_To="<referral-99999999999999999999999@kestrelford.example.org>",
+        ),
+    )
+    receive(session_factory, clock, email("dsl@copperbeech.example.org", f"status {reference}"))
+    report = process(session_factory, clock)
+    assert report.status_answered == 1
+    assert (
+        session.scalar(
+            select(func.count()).select_from(InboundMessage).where(InboundMessage.status == InboundStatus.received)
+        )
+        == 0
+    )
+
+
+def test_an_emailed_answer_is_kept_for_a_person_not_auto_answered(session_factory, session, clock, referral):
+    referral_id, reference = referral
+    raw = email(
+        "dsl@copperbeech.example.org",
+        "Re: More information needed",
+        body="He has been absent every Monday since half-term.\n\nOn Mon, the team wrote:\n> More information needed",
+        In_Reply_To=f"<referral-{referral_id}@kestrelford.example.org>",
+    )
+    receive(session_factory, clock, raw)
+    report = process(session_factory, clock)
+    assert (report.for_a_person, report.status_answered) == (1, 0)
+    kept = session.scalars(select(InboundMessage)).one()
+    assert kept.status == InboundStatus.needs_human and reference in kept.note
+
+
+def test_other_autoresponders_and_floods_are_not_answered(session_factory, session, clock, referral):
+    _, reference = referral
+    receive(session_factory, clock, email("dsl@copperbeech.example.org", f"status {reference}", X_Autoreply="yes"))
+    for n in range(7):
+        receive(session_factory, clock, email("nosy@elsewhere.example.org", f"status {reference}", body=f"try {n}"))
+    report = process(session_factory, clock)
+    assert report.status_refused == 5 and report.ignored == 3

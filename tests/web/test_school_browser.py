@@ -116,7 +116,9 @@ def test_school_referrer_refers_a_child_from_start_to_reference(server, page, se
     page.locator(".govuk-error-summary").wait_for()
     assert "'notes.pdf' is not a PDF" in page.locator(".govuk-error-summary").inner_text()
     big = make_pdf(padding=1_200_000)
-    page.locator("input[type=file]").set_input_files([{"name": "big.pdf", "mimeType": "application/pdf", "buffer": big}])
+    page.locator("input[type=file]").set_input_files(
+        [{"name": "big.pdf", "mimeType": "application/pdf", "buffer": big}]
+    )
     page.get_by_role("button", name="Add files").click()
     page.locator(".govuk-error-summary").wait_for()
     assert "the limit is 1 MB a file" in page.locator(".govuk-error-summary").inner_text()
