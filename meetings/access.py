@@ -103,9 +103,16 @@ def can_on_referral(principal: Principal | None, action: str, referral: Referral
     return own_area and submitted  # triage
 
 
+# Actions that change the referral: its row is locked until the transaction ends, so two people
+# deciding at once are taken one after the other (the second then finds the new status).
+CHANGING_ACTIONS = frozenset({"edit_draft", "answer", "withdraw", "triage"})
+
+
 def access_referral(session: Session, principal: Principal | None, referral_id: int, action: str) -> Referral:
     """Load a referral for `action`, or refuse: NotFound if there is none, Forbidden if not allowed."""
-    referral = session.get(Referral, referral_id)
+    if not 0 < referral_id < 2**31:
+        raise NotFound(f"referral {referral_id}")
+    referral = session.get(Referral, referral_id, with_for_update=action in CHANGING_ACTIONS)
     if referral is None:
         raise NotFound(f"referral {referral_id}")
     if not can_on_referral(principal, action, referral):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,6 +26,8 @@ from meetings.models import (
     AgendaItemStatus,
     Child,
     Meeting,
+    MeetingKind,
+    MeetingSeries,
     MeetingStatus,
     ReferenceCounter,
     Referral,
@@ -329,8 +331,8 @@ class ClinicChoice:
         return max(self.meeting.series.capacity_items - self.listed, 0)
 
 
-def upcoming_clinics(session: Session, *, now: datetime, limit: int = 6) -> list[ClinicChoice]:
-    """Clinics still open for items (not yet frozen), soonest first, with how many are listed."""
+def upcoming_clinics(session: Session, *, area_id: int, now: datetime, limit: int = 6) -> list[ClinicChoice]:
+    """Hot clinics serving this area (or the whole borough) still open for items, soonest first."""
     listed = (
         select(AgendaItem.meeting_id, func.count().label("n"))
         .where(AgendaItem.status == AgendaItemStatus.listed)
@@ -339,8 +341,14 @@ def upcoming_clinics(session: Session, *, now: datetime, limit: int = 6) -> list
     )
     rows = session.execute(
         select(Meeting, func.coalesce(listed.c.n, 0))
+        .join(MeetingSeries, MeetingSeries.id == Meeting.series_id)
         .outerjoin(listed, listed.c.meeting_id == Meeting.id)
-        .where(Meeting.status == MeetingStatus.planned, Meeting.starts_at > now)
+        .where(
+            Meeting.status == MeetingStatus.planned,
+            Meeting.starts_at > now,
+            MeetingSeries.kind == MeetingKind.hot_clinic,
+            or_(MeetingSeries.area_id.is_(None), MeetingSeries.area_id == area_id),
+        )
         .order_by(Meeting.starts_at)
         .limit(limit)
     ).all()
@@ -351,7 +359,10 @@ def accept_and_list(
     session: Session, *, referral: Referral, meeting_id: int, now: datetime, person_id: int, note: str = ""
 ) -> ReferralStatusChange:
     """Accept for clinic and put it on the chosen meeting's agenda, if it has room."""
-    choice = next((c for c in upcoming_clinics(session, now=now, limit=50) if c.meeting.id == meeting_id), None)
+    # The meeting row is locked first, so two listings at once cannot both take the last place.
+    session.scalar(select(Meeting.id).where(Meeting.id == meeting_id).with_for_update())
+    clinics = upcoming_clinics(session, area_id=referral.school.area_id, now=now, limit=50)
+    choice = next((c for c in clinics if c.meeting.id == meeting_id), None)
     if choice is None:
         raise Invalid({"meeting_id": "Choose a clinic that has not yet closed its agenda"})
     if choice.remaining <= 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -155,7 +155,7 @@ def test_every_transition_and_the_forbidden_ones(session_factory, clock, borough
         with pytest.raises(Conflict):  # it is with the school, not in the queue
             referrals.decline(session, referral=referral, reason="No", now=clock.now(), person_id=eip)
         referrals.provide_information(session, referral=referral, answer="Mondays", now=clock.now(), person_id=referrer)
-        clinic = referrals.upcoming_clinics(session, now=clock.now())[0]
+        clinic = referrals.upcoming_clinics(session, area_id=referral.school.area_id, now=clock.now())[0]
         referrals.accept_and_list(
             session, referral=referral, meeting_id=clinic.meeting.id, now=clock.now(), person_id=eip
         )
@@ -171,7 +171,8 @@ def test_every_transition_and_the_forbidden_ones(session_factory, clock, borough
 def test_listing_respects_clinic_capacity(session_factory, session, clock, borough):
     eip = borough["people"]["eip.north@kestrelford.example.org"]
     with transaction(session_factory) as s:
-        clinic = referrals.upcoming_clinics(s, now=clock.now())[0]
+        area = s.get(School, borough["schools"]["900004"]).area_id
+        clinic = referrals.upcoming_clinics(s, area_id=area, now=clock.now())[0]
         meeting_id, room = clinic.meeting.id, clinic.remaining
     ids = []
     for _ in range(room + 1):
@@ -269,3 +270,54 @@ def test_an_answered_question_tells_the_eip(session_factory, session, clock, bor
     back = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "referral_answered")).all()
     assert [m.recipient for m in back] == ["eip.north@kestrelford.example.org"]
     assert reference in back[0].subject and "Mondays" not in back[0].body_text
+
+
+def test_only_hot_clinics_for_the_referrals_area_are_offered(session_factory, session, clock, borough):
+    from datetime import time as clock_time
+
+    from agencies.models import Area
+    from meetings.models import Meeting, MeetingKind, MeetingSeries
+    from meetings.schedule import meeting_window
+
+    eip = borough["people"]["eip.north@kestrelford.example.org"]
+    with transaction(session_factory) as s:
+        north = s.get(School, borough["schools"]["900004"]).area_id
+        east = s.scalar(select(Area.id).where(Area.id != north))
+        starts, ends = meeting_window(date(2026, 12, 1), clock_time(9, 0), 60)
+        for name, kind, area, school in (
+            ("East clinic", MeetingKind.hot_clinic, east, None),
+            ("Alderbrook TAS", MeetingKind.team_around_school, None, borough["schools"]["900001"]),
+        ):
+            series = MeetingSeries(
+                name=name,
+                kind=kind,
+                area_id=area,
+                school_id=school,
+                weekday=1,
+                start_time=clock_time(9, 0),
+                duration_minutes=60,
+            )
+            s.add(series)
+            s.flush()
+            s.add(
+                Meeting(
+                    series_id=series.id,
+                    meeting_date=starts.date(),
+                    start_time=clock_time(9, 0),
+                    starts_at=starts,
+                    ends_at=ends,
+                    calendar_uid=f"{name}@test",
+                )
+            )
+        s.flush()
+        offered = {
+            c.meeting.series.name for c in referrals.upcoming_clinics(s, area_id=north, now=clock.now(), limit=50)
+        }
+        outsider = s.scalar(select(Meeting.id).join(MeetingSeries).where(MeetingSeries.name == "East clinic"))
+    assert offered == {"Kestrelford Vulnerable Pupil Hot Clinic"}
+    referral_id = new_referral(session_factory, clock, borough)
+    submit(session_factory, clock, borough, referral_id)
+    with pytest.raises(Invalid), transaction(session_factory) as s:
+        referrals.accept_and_list(
+            s, referral=referrals.get_referral(s, referral_id), meeting_id=outsider, now=clock.now(), person_id=eip
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -66,7 +68,7 @@ def _decision_page(
         status_code=status_code,
         referral=referral,
         reasons=[reason_labels.get(code, code) for code in referral.reasons],
-        clinics=referrals.upcoming_clinics(session, now=now_of(request)),
+        clinics=referrals.upcoming_clinics(session, area_id=referral.school.area_id, now=now_of(request)),
         labels=LABELS,
         can_decide=referral.status == ReferralStatus.submitted,
         errors=errors or {},
@@ -101,7 +103,7 @@ def decide(
             referral = access_referral(session, viewer, referral_id, "triage")
             common = {"referral": referral, "now": now, "person_id": viewer.person_id}
             if decision == "accept":
-                if not meeting_id.isdigit():
+                if not re.fullmatch(r"[0-9]{1,9}", meeting_id):
                     raise Invalid({"meeting_id": "Choose the clinic to list the referral on"})
                 change = referrals.accept_and_list(session, meeting_id=int(meeting_id), note=note, **common)
             elif decision == "request-information":
