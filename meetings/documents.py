@@ -285,7 +285,7 @@ def bytes_used(session: Session, referral_id: int) -> int:
 
 
 def get_document(session: Session, document_id: int) -> Document:
-    document = session.get(Document, document_id)
+    document = session.get(Document, document_id) if 0 < document_id < 2**31 else None
     if document is None:
         raise NotFound(f"document {document_id}")
     return document

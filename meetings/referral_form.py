@@ -500,7 +500,7 @@ def _check_date(f: Field, answers: dict[str, Any], today: date) -> tuple[date | 
         return None, f"{label} must include a {missing[0]}"
     try:
         value = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None, f"{label} must be a real date"
     if value.year < 1900:
         return None, f"{label} must be a real date"
@@ -575,7 +575,7 @@ def _suspension_dates(text: str | None, today: date) -> tuple[list[str], str | N
         found = DAY_MONTH_YEAR.match(line.strip())
         try:
             day = date(int(found.group(3)), int(found.group(2)), int(found.group(1))) if found else None
-        except ValueError:
+        except (ValueError, OverflowError):
             day = None
         if day is None:
             return [], f"Enter each suspension date on its own line, for example 3 10 2026 ('{line.strip()[:30]}')"

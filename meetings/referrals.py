@@ -99,7 +99,7 @@ def _record_change(
         to_status=to,
         changed_at=now,
         changed_by_id=person_id,
-        note=note,
+        note=_without_nul(note),
     )
     referral.status = to
     referral.updated_at = now
@@ -155,6 +155,7 @@ def save_page(
         raise NotFound(f"page {key}")
     if referral.status != ReferralStatus.draft:
         raise Conflict("Only a draft referral can be changed")
+    answers = _without_nul(answers)  # PostgreSQL text cannot hold NUL, and nobody types one on purpose
     referral.draft_answers = {**(referral.draft_answers or {}), key: answers}  # a new dict, so it is saved
     referral.updated_at = now
     result = check_page(page, answers, today=london_today(now), reasons=reason_options(session))
@@ -171,6 +172,16 @@ def save_page(
         valid=result.ok,
     )
     return result
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _iso(value: date | None) -> str | None:

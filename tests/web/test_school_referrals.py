@@ -466,3 +466,22 @@ def test_without_a_recent_session_nothing_is_saved(client, session_factory, sess
     assert response.headers["location"] == f"/sign-in?next={path}"
     session.expire_all()
     assert "asks" not in session.get(Referral, referral_id).draft_answers
+
+
+def test_odd_input_gets_a_clean_answer_not_a_500(client, session_factory, session, borough):
+    sign_in(client, session_factory, SCHOOL_REFERRER)
+    for path in (
+        "/referrals/99999999999999999999",
+        "/referrals/0",
+        "/documents/99999999999999999999",
+        "/triage/99999999999999999999",
+    ):
+        assert client.get(path).status_code in (403, 404), path
+    referral_id = start(client, borough)
+    answers = {**VALID["child"], "date_of_birth-year": "9" * 25, "legal_first_name": "Ju\x00niper"}
+    response = fill(client, referral_id, "child", answers)
+    assert response.status_code == 400
+    assert "must be a real date" in response.text
+    session.expire_all()
+    saved = session.get(Referral, referral_id).draft_answers["child"]
+    assert saved["legal_first_name"] == "Juniper"
