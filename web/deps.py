@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from agencies.auth import person_for_session
+from caseconf import audit
+from caseconf.db import transaction
 from caseconf.errors import CaseconfError
 from caseconf.settings import Settings
 from caseconf.validation import has_control_characters
-from meetings.access import Principal, principal_for
+from meetings.access import Principal, access_referral, principal_for
 from notifications.emails import MailContext
 from web.security import csrf_token
 
@@ -78,6 +80,24 @@ def signed_in(viewer: Viewer) -> Principal:
 
 
 SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def read_referral(request: Request, session: Session, viewer: Principal | None, referral_id: int, action: str):
+    """Load a referral for a page that shows it, and record who looked (reads of case data are audited)."""
+    referral = access_referral(session, viewer, referral_id, action)
+    with transaction(request.app.state.session_factory) as audit_session:
+        audit.record(
+            audit_session,
+            now=now_of(request),
+            action="referral.viewed",
+            actor_person_id=viewer.person_id if viewer else None,
+            actor_label=viewer.email if viewer else "",
+            record_type="referral",
+            record_id=referral.id,
+            ip_address=client_ip(request),
+            page=request.url.path,
+        )
+    return referral
 
 
 def safe_next_path(value: str | None) -> str:

@@ -127,3 +127,23 @@ def test_request_information_shows_in_waiting_for_schools(client, session_factor
     waiting_part = queue.split("Waiting for schools", 1)[1]
     assert reference in waiting_part
     assert status_of(session, referral_id) == ReferralStatus.information_requested
+
+
+def test_looking_at_a_referral_is_audited(client, session_factory, session, submitted):
+    from caseconf.audit import AuditEvent
+
+    referral_id, _ = submitted
+    sign_in(client, session_factory, "eip.north@kestrelford.example.org")
+    client.get(f"/triage/{referral_id}")
+    client.get(f"/referrals/{referral_id}")
+    client.get(f"/referrals/{referral_id}/documents")
+    session.expire_all()
+    views = session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "referral.viewed", AuditEvent.record_id == str(referral_id))
+    ).all()
+    assert [v.detail["page"] for v in views] == [
+        f"/triage/{referral_id}",
+        f"/referrals/{referral_id}",
+        f"/referrals/{referral_id}/documents",
+    ]
+    assert all(v.actor_label == "eip.north@kestrelford.example.org" for v in views)

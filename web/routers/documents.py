@@ -19,7 +19,7 @@ from caseconf.settings import Settings
 from meetings import documents
 from meetings.access import Principal, access_referral, can_on_referral
 from meetings.models import Referral
-from web.deps import DbSession, SignedIn, client_ip, current_principal, now_of, render, settings_of
+from web.deps import DbSession, SignedIn, client_ip, current_principal, now_of, read_referral, render, settings_of
 from web.security import SAFE_METHODS
 
 # Room for the multipart framing, the description and the CSRF token around the files themselves.
@@ -144,7 +144,7 @@ def _page(
 def documents_page(
     request: Request, session: DbSession, principal: SignedIn, referral_id: int, added: int = 0, removed: int = 0
 ) -> Response:
-    referral = access_referral(session, principal, referral_id, "view")
+    referral = read_referral(request, session, principal, referral_id, "view")
     return _page(request, session, principal, referral, added_count=max(added, 0), removed=removed > 0)
 
 

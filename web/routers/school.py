@@ -34,6 +34,7 @@ from web.deps import (
     client_ip,
     mail_context,
     now_of,
+    read_referral,
     render,
     settings_of,
     sign_in_url,
@@ -291,7 +292,7 @@ def _timeline_entry(change) -> dict[str, Any]:
 def referral_page(
     request: Request, session: DbSession, viewer: SignedIn, referral_id: int, done: str | None = None
 ) -> Response:
-    referral = access_referral(session, viewer, referral_id, "view")
+    referral = read_referral(request, session, viewer, referral_id, "view")
     if referral.status == ReferralStatus.draft:
         if not can_on_referral(viewer, "edit_draft", referral):
             raise Forbidden("referral.edit_draft")

@@ -15,7 +15,7 @@ from meetings.access import access_referral, require
 from meetings.models import ReferralStatus
 from meetings.referral_rules import LABELS
 from notifications.emails import queue_referral_status
-from web.deps import DbSession, SignedIn, mail_context, now_of, render, settings_of
+from web.deps import DbSession, SignedIn, mail_context, now_of, read_referral, render, settings_of
 
 router = APIRouter(prefix="/triage")
 
@@ -60,7 +60,7 @@ def _done_message(done: str | None) -> str | None:
 def _decision_page(
     request: Request, session, viewer, referral_id: int, *, status_code=200, errors=None, typed=None, decision=""
 ):
-    referral = access_referral(session, viewer, referral_id, "triage")
+    referral = read_referral(request, session, viewer, referral_id, "triage")
     reason_labels = dict(referrals.reason_options(session))
     return render(
         request,
