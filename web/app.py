@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from pathlib import Path
 
@@ -29,6 +30,7 @@ log = logging.getLogger("caseconf.web")
 
 WEB_DIR = Path(__file__).resolve().parent
 MAX_FORM_BYTES = 2 * 1024 * 1024  # far more than any form's text; uploads have their own limits
+UPLOAD_PATH = re.compile(r"/referrals/[0-9]+/documents")
 
 
 def _templates() -> Jinja2Templates:
@@ -71,7 +73,7 @@ def create_app(
     @app.middleware("http")
     async def headers_and_csrf_cookie(request: Request, call_next):
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FORM_BYTES and "/documents" not in request.url.path:
+        if declared.isdigit() and int(declared) > MAX_FORM_BYTES and not UPLOAD_PATH.fullmatch(request.url.path):
             # Only document uploads are big; any other body this large is refused before it is read.
             response = render(request, "errors/too_large.html", status_code=413)
             response.headers.update(security_headers(request.url.path))

@@ -38,3 +38,12 @@ def test_downgrade_to_nothing_and_back(engine, database_url):
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(database_url)
     assert set(load_metadata().tables) <= set(inspect(engine).get_table_names())
+
+
+def test_a_new_installation_has_the_default_referral_reasons(session):
+    from sqlalchemy import select
+
+    from meetings.models import ReferralReasonOption
+
+    codes = session.scalars(select(ReferralReasonOption.code).order_by(ReferralReasonOption.position)).all()
+    assert len(codes) == 16 and codes[0] == "not_attending" and "ebsa" in codes

@@ -265,3 +265,10 @@ def test_an_oversized_form_is_refused_before_it_is_read(client, session):
     assert response.status_code == 413
     assert "too much to send" in response.text
     assert session.scalar(select(func.count()).select_from(OutboundMessage)) == 0
+
+
+def test_only_the_upload_page_takes_large_bodies(client):
+    token = csrf_from(client.get("/sign-in").text)
+    big = "x" * 3_000_000
+    response = client.post("/triage/1/documents", data={"note": big, "csrf_token": token})
+    assert response.status_code == 413
