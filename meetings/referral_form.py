@@ -189,8 +189,8 @@ PAGES: tuple[Page, ...] = (
         ),
     ),
     Page(
-        "education",
-        "Attendance and exclusions",
+        "attendance",
+        "Attendance",
         (
             Field(
                 "attendance_percent",
@@ -201,6 +201,12 @@ PAGES: tuple[Page, ...] = (
                 maximum=Decimal(100),
                 noun="attendance",
             ),
+        ),
+    ),
+    Page(
+        "suspensions",
+        "Suspensions",
+        (
             Field(
                 "suspensions_this_year",
                 "Suspensions this academic year",
@@ -237,6 +243,12 @@ PAGES: tuple[Page, ...] = (
                 max_length=1000,
                 noun="the dates of the suspensions",
             ),
+        ),
+    ),
+    Page(
+        "exclusion",
+        "Permanent exclusion",
+        (
             Field(
                 "permanent_exclusion",
                 "Permanent exclusion",
@@ -252,6 +264,12 @@ PAGES: tuple[Page, ...] = (
                 when=("permanent_exclusion", ("excluded",)),
                 noun="the date of the permanent exclusion",
             ),
+        ),
+    ),
+    Page(
+        "part_time",
+        "Part-time timetable",
+        (
             Field(
                 "part_time_timetable",
                 "Is the child on a part-time timetable?",
@@ -594,7 +612,7 @@ def _cross_checks(key: str, result: PageResult, today: date) -> None:
         upn = values.get("upn")
         if upn and not UPN.match(upn.upper()):
             errors["upn"] = "Enter the UPN as 13 characters: a letter, 11 digits, then a digit or letter"
-    if key == "education":
+    if key == "suspensions":
         count, days = values.get("suspensions_this_year"), values.get("suspension_days_this_year")
         half = values.get("suspensions_this_half_term")
         if count is not None and half is not None and half > count:

@@ -215,17 +215,16 @@ def _apply(session: Session, referral: Referral, key: str, v: dict[str, Any]) ->
     elif key == "concerns":
         referral.what_is_happening, referral.strengths = v["what_is_happening"], v["strengths"]
         referral.urgency, referral.urgency_reason = v["urgency"], v.get("urgency_reason")
-    elif key == "education":
-        for name in (
-            "attendance_percent",
-            "suspensions_this_year",
-            "suspension_days_this_year",
-            "suspensions_this_half_term",
-            "permanent_exclusion",
-        ):
+    elif key == "attendance":
+        referral.attendance_percent = v["attendance_percent"]
+    elif key == "suspensions":
+        for name in ("suspensions_this_year", "suspension_days_this_year", "suspensions_this_half_term"):
             setattr(referral, name, v[name])
-        referral.permanent_exclusion_on = v.get("permanent_exclusion_on")
         referral.suspension_dates = v.get("suspension_dates") or []
+    elif key == "exclusion":
+        referral.permanent_exclusion = v["permanent_exclusion"]
+        referral.permanent_exclusion_on = v.get("permanent_exclusion_on")
+    elif key == "part_time":
         in_place = v["part_time_timetable"] == "yes"
         hours = v.get("part_time_hours")
         referral.part_time_timetable = {

@@ -21,14 +21,14 @@ VALID = {
         "strengths": "Loves art and is kind to younger pupils.",
         "urgency": "routine",
     },
-    "education": {
-        "attendance_percent": "82.5",
+    "attendance": {"attendance_percent": "82.5"},
+    "suspensions": {
         "suspensions_this_year": "0",
         "suspension_days_this_year": "0",
         "suspensions_this_half_term": "0",
-        "permanent_exclusion": "none",
-        "part_time_timetable": "no",
     },
+    "exclusion": {"permanent_exclusion": "none"},
+    "part_time": {"part_time_timetable": "no"},
     "send": {
         "sen_status": "sen_support",
         "primary_need": "SEMH",

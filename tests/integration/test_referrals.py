@@ -78,20 +78,19 @@ def test_a_complete_referral_submits_with_a_reference_and_history(session_factor
 
 def test_what_was_typed_is_kept_even_when_wrong(session_factory, session, clock, borough):
     referrer = borough["people"]["dsl@alderbrook.example.org"]
-    bad = {**VALID["education"], "attendance_percent": "150", "suspensions_this_half_term": "3"}
+    bad = {**VALID["suspensions"], "suspensions_this_half_term": "3", "suspension_dates": "9 9 2026"}
     with transaction(session_factory) as s:
         referral = referrals.start_referral(
             s, school_id=borough["schools"]["900001"], referrer_id=referrer, now=clock.now()
         )
         result = referrals.save_page(
-            s, referral=referral, key="education", answers=bad, now=clock.now(), person_id=referrer
+            s, referral=referral, key="suspensions", answers=bad, now=clock.now(), person_id=referrer
         )
         referral_id = referral.id
-    assert result.errors["attendance_percent"] == "Enter attendance between 0 and 100"
     assert "cannot be more than this year" in result.errors["suspensions_this_half_term"]
     stored = session.get(Referral, referral_id)
-    assert stored.draft_answers["education"]["attendance_percent"] == "150"
-    assert stored.attendance_percent is None  # nothing invalid reaches the record
+    assert stored.draft_answers["suspensions"]["suspensions_this_half_term"] == "3"
+    assert stored.suspensions_this_year is None and stored.suspension_dates == []  # nothing invalid is kept
 
 
 def test_submission_is_refused_until_every_page_and_consent_are_done(session_factory, clock, borough):

@@ -46,24 +46,40 @@ def test_date_of_birth_checks(day, month, year, message):
 
 
 @pytest.mark.parametrize(
-    ("changes", "field", "message"),
+    ("key", "changes", "field", "message"),
     [
-        ({"attendance_percent": "101"}, "attendance_percent", "Enter attendance between 0 and 100"),
-        ({"attendance_percent": "-1"}, "attendance_percent", "Enter attendance between 0 and 100"),
-        ({"attendance_percent": "lots"}, "attendance_percent", "Enter attendance as a number"),
-        ({"suspensions_this_year": "1.5"}, "suspensions_this_year", "as a whole number"),
+        ("attendance", {"attendance_percent": "101"}, "attendance_percent", "Enter attendance between 0 and 100"),
+        ("attendance", {"attendance_percent": "-1"}, "attendance_percent", "Enter attendance between 0 and 100"),
+        ("attendance", {"attendance_percent": "lots"}, "attendance_percent", "Enter attendance as a number"),
+        ("suspensions", {"suspensions_this_year": "1.5"}, "suspensions_this_year", "as a whole number"),
         (
+            "suspensions",
             {"suspensions_this_year": "1", "suspensions_this_half_term": "2"},
             "suspensions_this_half_term",
             "cannot be more",
         ),
-        ({"suspensions_this_year": "2", "suspension_days_this_year": "0"}, "suspension_days_this_year", "more than 0"),
-        ({"permanent_exclusion": "excluded"}, "permanent_exclusion_on", "Enter the date of the permanent exclusion"),
-        ({"part_time_timetable": "yes"}, "part_time_started_on", "Enter when the part-time timetable started"),
+        (
+            "suspensions",
+            {"suspensions_this_year": "2", "suspension_days_this_year": "0"},
+            "suspension_days_this_year",
+            "more than 0",
+        ),
+        (
+            "exclusion",
+            {"permanent_exclusion": "excluded"},
+            "permanent_exclusion_on",
+            "Enter the date of the permanent exclusion",
+        ),
+        (
+            "part_time",
+            {"part_time_timetable": "yes"},
+            "part_time_started_on",
+            "Enter when the part-time timetable started",
+        ),
     ],
 )
-def test_education_checks(changes, field, message):
-    assert message in check("education", **changes).errors[field]
+def test_attendance_exclusion_and_timetable_checks(key, changes, field, message):
+    assert message in check(key, **changes).errors[field]
 
 
 def test_consent_or_a_lawful_basis_is_required():
@@ -87,9 +103,8 @@ def test_unknown_choices_and_overlong_text_are_refused():
 
 
 def test_valid_values_are_cleaned():
-    values = check("education").values
-    assert str(values["attendance_percent"]) == "82.5"
-    assert values["suspensions_this_year"] == 0
+    assert str(check("attendance").values["attendance_percent"]) == "82.5"
+    assert check("suspensions").values["suspensions_this_year"] == 0
     assert check("child").values["date_of_birth"] == date(2016, 5, 14)
 
 
@@ -109,7 +124,7 @@ def test_working_days_skip_weekends_and_bank_holidays():
 
 def test_suspension_dates_are_read_as_people_write_them():
     values = check(
-        "education",
+        "suspensions",
         suspensions_this_year="2",
         suspension_days_this_year="3",
         suspension_dates="3 10 2026\n17/11/2026\n",
@@ -127,14 +142,16 @@ def test_suspension_dates_are_read_as_people_write_them():
     ],
 )
 def test_suspension_date_problems(dates, message):
-    errors = check("education", suspensions_this_year="2", suspension_days_this_year="3", suspension_dates=dates).errors
+    errors = check(
+        "suspensions", suspensions_this_year="2", suspension_days_this_year="3", suspension_dates=dates
+    ).errors
     assert message in errors["suspension_dates"]
 
 
 def test_a_part_time_timetable_needs_its_details():
-    errors = check("education", part_time_timetable="yes").errors
+    errors = check("part_time", part_time_timetable="yes").errors
     assert set(errors) == {"part_time_started_on", "part_time_hours", "part_time_la_notified"}
     assert (
         "between 0 and 32.5"
-        in check("education", part_time_timetable="yes", part_time_hours="40").errors["part_time_hours"]
+        in check("part_time", part_time_timetable="yes", part_time_hours="40").errors["part_time_hours"]
     )

@@ -39,14 +39,10 @@ VALID = {
         "strengths": "Loves art and is kind to younger pupils.",
         "urgency": "routine",
     },
-    "education": {
-        "attendance_percent": 82.5,
-        "suspensions_this_year": 0,
-        "suspension_days_this_year": 0,
-        "suspensions_this_half_term": 0,
-        "permanent_exclusion": "none",
-        "part_time_timetable": False,
-    },
+    "attendance": {"attendance_percent": 82.5},
+    "suspensions": {"suspensions_this_year": 0, "suspension_days_this_year": 0, "suspensions_this_half_term": 0},
+    "exclusion": {"permanent_exclusion": "none"},
+    "part_time": {"part_time_timetable": False},
     "send": {
         "sen_status": "sen_support",
         "primary_need": "SEMH",
@@ -92,7 +88,7 @@ def bearer(raw: str) -> dict[str, str]:
 
 
 def submission(**changes) -> dict:
-    """VALID with changes like education__attendance_percent=150; None removes the field."""
+    """VALID with changes like attendance__attendance_percent=150; None removes the field."""
     body = copy.deepcopy(VALID)
     for path, value in changes.items():
         *pages, name = path.split("__")
@@ -205,8 +201,8 @@ def test_missing_top_level_fields_are_named(client, tokens):
 def test_wrong_types_are_named_field_by_field(client, session, tokens):
     before = saved(session)
     body = submission(
-        education__attendance_percent="82.5",
-        education__suspensions_this_year=1.5,
+        attendance__attendance_percent="82.5",
+        suspensions__suspensions_this_year=1.5,
         family__parent_knows="yes",
         child__date_of_birth="14/05/2016",
         reasons__reasons="ebsa",
@@ -216,8 +212,8 @@ def test_wrong_types_are_named_field_by_field(client, session, tokens):
     response = client.post("/api/v1/referrals", json=body, headers=bearer(tokens[REFERRER]))
     assert response.status_code == 422
     assert errors_of(response) == {
-        "education.attendance_percent": "Enter attendance as a number",
-        "education.suspensions_this_year": "Enter the number of suspensions this year as a whole number",
+        "attendance.attendance_percent": "Enter attendance as a number",
+        "suspensions.suspensions_this_year": "Enter the number of suspensions this year as a whole number",
         "family.parent_knows": "Enter whether the parent or carer knows about this referral as true or false",
         "child.date_of_birth": "Enter the date of birth as a date in the form YYYY-MM-DD, for example 2016-05-14",
         "reasons.reasons": "Enter at least one reason as a list of codes",
@@ -229,28 +225,30 @@ def test_wrong_types_are_named_field_by_field(client, session, tokens):
 
 def test_the_forms_checks_apply_and_nothing_is_kept(client, session, tokens):
     before = saved(session)
-    body = submission(education__attendance_percent=100.5, child__date_of_birth="2027-01-01")
+    body = submission(attendance__attendance_percent=100.5, child__date_of_birth="2027-01-01")
     response = client.post("/api/v1/referrals", json=body, headers=bearer(tokens[REFERRER]))
     assert response.status_code == 422
     assert errors_of(response) == {
-        "education.attendance_percent": "Enter attendance between 0 and 100",
+        "attendance.attendance_percent": "Enter attendance between 0 and 100",
         "child.date_of_birth": "The date of birth must be today or in the past",
     }
     assert saved(session) == before
     rejected = session.scalars(select(AuditEvent).where(AuditEvent.action == "api.referral_rejected")).one()
-    assert rejected.detail["fields"] == ["child.date_of_birth", "education.attendance_percent"]
+    assert rejected.detail["fields"] == ["child.date_of_birth", "attendance.attendance_percent"]
     assert "100.5" not in str(rejected.detail)
 
 
 def test_cross_checks_and_unreal_dates_come_from_the_form(client, tokens):
     body = submission(
-        child__date_of_birth="2016-02-30", education__suspensions_this_year=1, education__suspensions_this_half_term=2
+        child__date_of_birth="2016-02-30",
+        suspensions__suspensions_this_year=1,
+        suspensions__suspensions_this_half_term=2,
     )
     response = client.post("/api/v1/referrals", json=body, headers=bearer(tokens[REFERRER]))
     assert errors_of(response) == {
         "child.date_of_birth": "The date of birth must be a real date",
-        "education.suspension_days_this_year": "Enter the days lost to suspensions (more than 0)",
-        "education.suspensions_this_half_term": "Suspensions this half-term cannot be more than this year",
+        "suspensions.suspension_days_this_year": "Enter the days lost to suspensions (more than 0)",
+        "suspensions.suspensions_this_half_term": "Suspensions this half-term cannot be more than this year",
     }
 
 
@@ -349,8 +347,8 @@ def test_the_openapi_schema_describes_the_api_and_no_pages(client):
     assert len(operations) == 3 and all(op["security"] == [{"ApiToken": []}] for op in operations)
     assert all("401" in op["responses"] and "422" in op["responses"] for op in operations)
     submission_schema = schema["components"]["schemas"]["ReferralSubmission"]
-    assert {"school_urn", "child", "education", "consent"} <= set(submission_schema["required"])
-    education = schema["components"]["schemas"]["ReferralEducationPage"]["properties"]
+    assert {"school_urn", "child", "attendance", "consent"} <= set(submission_schema["required"])
+    education = schema["components"]["schemas"]["ReferralAttendancePage"]["properties"]
     assert {"type": "number"} in education["attendance_percent"]["anyOf"]
 
 

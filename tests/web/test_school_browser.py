@@ -71,7 +71,7 @@ def test_school_referrer_refers_a_child_from_start_to_reference(server, page, se
     page.get_by_label("Which school does the child attend?").select_option(label="Copperbeech Infant")
     page.get_by_role("button", name="Continue").click()
     page.get_by_role("heading", name="Refer a child to the hot clinic").wait_for()
-    assert page.get_by_text("You have completed 0 of 10 sections.").is_visible()
+    assert page.get_by_text("You have completed 0 of 13 sections.").is_visible()
     shot(page, "school-task-list")
 
     # About the child, by its labels, with a date of birth in the future.
@@ -105,7 +105,7 @@ def test_school_referrer_refers_a_child_from_start_to_reference(server, page, se
     assert page.locator("#sections-1-status").inner_text().strip() == "Completed"
     assert page.locator("#sections-2-status").inner_text().strip() == "Completed"
     assert page.locator("#sections-3-status").inner_text().strip() == "Not started"
-    assert page.get_by_text("You have completed 2 of 10 sections.").is_visible()
+    assert page.get_by_text("You have completed 2 of 13 sections.").is_visible()
 
     # Supporting documents: one refused for its type, one for its size, then two good ones.
     page.get_by_role("link", name="Supporting documents").click()

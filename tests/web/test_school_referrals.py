@@ -148,24 +148,25 @@ def test_errors_are_shown_and_what_was_typed_is_kept_and_saved(client, session_f
     assert 'class="govuk-input govuk-date-input__input govuk-input--width-4 govuk-input--error"' in response.text
     assert "<title>Error: About the child" in response.text
 
-    education = {**VALID["education"], "attendance_percent": "150", "suspensions_this_half_term": "3"}
-    response = fill(client, referral_id, "education", education)
+    response = fill(client, referral_id, "attendance", {"attendance_percent": "150"})
     assert response.status_code == 400
     assert 'href="#attendance_percent">Enter attendance between 0 and 100</a>' in response.text
-    assert 'href="#suspensions_this_half_term">' in response.text
     assert 'id="attendance_percent-error"' in response.text
     assert re.search(r'aria-describedby="[^"]*attendance_percent-error', response.text)
     assert input_value(response.text, "attendance_percent") == "150"
-    assert 'value="none" checked' in response.text  # the chosen radio stays chosen
+    suspensions = {**VALID["suspensions"], "suspensions_this_half_term": "3"}
+    assert 'href="#suspensions_this_half_term">' in fill(client, referral_id, "suspensions", suspensions).text
+    response = fill(client, referral_id, "exclusion", {"permanent_exclusion": "excluded"})
+    assert 'value="excluded" checked' in response.text  # the chosen radio stays chosen
 
     session.expire_all()
     referral = session.get(Referral, referral_id)
-    assert referral.draft_answers["education"]["attendance_percent"] == "150"
+    assert referral.draft_answers["attendance"]["attendance_percent"] == "150"
     assert referral.draft_answers["child"]["date_of_birth-year"] == "2027"
     assert referral.attendance_percent is None and referral.child is None  # nothing invalid reaches the record
 
     # Coming back later shows the same raw answers, without the error messages.
-    again = client.get(f"/referrals/{referral_id}/pages/education")
+    again = client.get(f"/referrals/{referral_id}/pages/attendance")
     assert again.status_code == 200 and "govuk-error-message" not in again.text
     assert input_value(again.text, "attendance_percent") == "150"
 
@@ -207,7 +208,7 @@ def test_resuming_a_draft_shows_progress_and_save_for_later(client, session_fact
     assert statuses["family"] == "In progress"
     assert statuses["reasons"] == "Completed"
     assert statuses["consent"] == "Not started"
-    assert "You have completed 2 of 10 sections." in task_list.text
+    assert "You have completed 2 of 13 sections." in task_list.text
 
 
 def test_submitting_an_incomplete_referral_lists_what_is_missing(client, session_factory, session, borough):

@@ -48,7 +48,7 @@ log = logging.getLogger("caseconf.api")
 
 
 class ApiError(BaseModel):
-    field: str | None = Schema(description="Where the problem is, e.g. education.attendance_percent; null if nowhere")
+    field: str | None = Schema(description="Where the problem is, e.g. attendance.attendance_percent; null if nowhere")
     message: str
 
 
