@@ -57,6 +57,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
+# notes/referral-form.md: up to 10 files a referral, each with a short description.
+MAX_DOCUMENTS_PER_REFERRAL = 10
+
 
 # ---- recognising the bytes ------------------------------------------------------------------------
 
@@ -322,6 +325,11 @@ def store_document(
     )
     if duplicate is not None:
         raise Invalid({"file": f"'{name}' is already attached"})
+    attached = session.scalar(select(func.count()).select_from(Document).where(Document.referral_id == referral.id))
+    if attached >= MAX_DOCUMENTS_PER_REFERRAL:
+        raise Invalid(
+            {"file": f"'{name}' was not added: a referral can have up to {MAX_DOCUMENTS_PER_REFERRAL} documents"}
+        )
     used = bytes_used(session, referral.id)
     if used + len(data) > max_referral_bytes:
         raise Invalid(

@@ -494,6 +494,14 @@ PAGES: tuple[Page, ...] = (
                 when=("consent_status", ("refused", "not_sought")),
                 noun="who decided",
             ),
+            Field(
+                "child_view_on_sharing",
+                "What does the child think about sharing this information?",
+                "textarea",
+                "Where the child is old enough to have a view",
+                required=False,
+                max_length=2000,
+            ),
         ),
     ),
 )

@@ -259,6 +259,7 @@ def _apply(session: Session, referral: Referral, key: str, v: dict[str, Any]) ->
         referral.lawful_basis = None if given else v.get("lawful_basis")
         referral.lawful_basis_reason = None if given else v.get("lawful_basis_reason")
         referral.lawful_basis_decided_by = None if given else v.get("lawful_basis_decided_by")
+        referral.child_view_on_sharing = v.get("child_view_on_sharing")
 
 
 def has_consent_or_basis(referral: Referral) -> bool:

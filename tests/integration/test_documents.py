@@ -330,3 +330,13 @@ def test_removal_rules(session_factory, session, clock, borough, storage):
         remove(session_factory, clock, borough, storage, mine, document_id)
     assert session.get(Document, document_id) is not None
     assert len(stored_files(storage)) == 1
+
+
+def test_a_referral_takes_at_most_ten_documents(session_factory, clock, borough, storage):
+    from tests.unit.test_document_types import make_pdf
+
+    referral_id = new_draft(session_factory, clock, borough)
+    for n in range(10):
+        store(session_factory, clock, borough, storage, referral_id, f"report-{n}.pdf", make_pdf(f"report {n}"))
+    message = refusal(session_factory, clock, borough, storage, referral_id, "report-10.pdf", make_pdf("report 10"))
+    assert message == "'report-10.pdf' was not added: a referral can have up to 10 documents"
