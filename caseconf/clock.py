@@ -37,3 +37,8 @@ def london(moment: datetime) -> datetime:
 
 def london_today(now: datetime) -> date:
     return london(now).date()
+
+
+def london_text(moment: datetime, fmt: str = "%-d %B %Y at %-I:%M%p") -> str:
+    """A moment as people in England read it: "3 December 2026 at 1:30pm"."""
+    return london(moment).strftime(fmt).replace("AM", "am").replace("PM", "pm")

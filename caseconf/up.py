@@ -140,6 +140,9 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         print("Loading the demo data failed; see the message above.", file=sys.stderr)
         return 1
 
+    if "CASECONF_BASE_URL" not in os.environ:
+        # Every part builds links for emails (the web app, the flows, the mailbox): all point here.
+        os.environ["CASECONF_BASE_URL"] = f"http://{host}:{port}"
     supervisor = Supervisor(settings)
     # Stop on SIGTERM and SIGINT alike, also when started in the background (where SIGINT is ignored).
     signal.signal(signal.SIGTERM, _interrupt)
@@ -172,10 +175,9 @@ def run_everything(settings: Settings, *, host: str, port: int, load_demo: bool)
         supervisor.start(
             "flows", _caseconf("serve-flows"), env={"PREFECT_API_URL": api_url, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
         )
-        web_env = {"PREFECT_API_URL": api_url}
-        if "CASECONF_BASE_URL" not in os.environ:
-            web_env["CASECONF_BASE_URL"] = f"http://{host}:{port}"  # so emailed links point here
-        web = supervisor.start("web", _caseconf("web", "--host", host, "--port", str(port)), env=web_env)
+        web = supervisor.start(
+            "web", _caseconf("web", "--host", host, "--port", str(port)), env={"PREFECT_API_URL": api_url}
+        )
         if not wait_for_http(f"http://{host}:{port}/healthz", 60, web):
             print(f"The web application did not start; see {supervisor.log_dir / 'web.log'}", file=sys.stderr)
             return 1

@@ -9,8 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role, RoleGrant, School
+from caseconf.clock import london_text
 from meetings.models import Referral, ReferralStatus, ReferralStatusChange
 from meetings.referral_rules import LABELS, SCHOOL_TODO
+from meetings.referrals import next_meeting_for
 from notifications.compose import render_email
 from notifications.models import OutboundMessage
 from notifications.outbox import enqueue
@@ -168,6 +170,9 @@ def queue_referral_status(
                 recipient=eip.email,
                 link=f"/triage/{referral.id}",
             )
+    # A clinic date is no detail about the child, and the school needs it to plan.
+    meeting = next_meeting_for(session, referral, now=now) if status == ReferralStatus.accepted else None
+    clinic = london_text(meeting.starts_at, "%A %-d %B %Y at %-I:%M%p") if meeting else ""
     for recipient in school_recipients(referral):
         queue_about_referral(
             session,
@@ -175,6 +180,7 @@ def queue_referral_status(
             now=now,
             referral=referral,
             template="referral_status",
+            clinic=clinic,
             key=f"referral-status:{change.id}:{recipient}",
             recipient=recipient,
             link=f"/referrals/{referral.id}",

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caseconf import audit
-from caseconf.clock import Clock, SystemClock, london
+from caseconf.clock import Clock, SystemClock, london_text
 from caseconf.db import make_engine, make_session_factory, transaction
 from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
@@ -43,9 +43,7 @@ def _templates() -> Jinja2Templates:
         ),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
     )
-    env.filters["london"] = lambda moment, fmt="%-d %B %Y at %-I:%M%p": (
-        london(moment).strftime(fmt).replace("AM", "am").replace("PM", "pm")
-    )
+    env.filters["london"] = london_text
     return Jinja2Templates(env=env)
 
 

@@ -190,7 +190,7 @@ def test_resuming_a_draft_shows_progress_and_save_for_later(client, session_fact
     referral_id = start(client, borough)
     assert fill(client, referral_id, "child", VALID["child"]).status_code == 303
     later = fill(client, referral_id, "family", {"parent_name": "Rowan"}, action="later")
-    assert later.status_code == 400  # still a problem, still saved
+    assert later.headers["location"] == f"/referrals/{referral_id}"  # unfinished, but saved: you may leave
     later = fill(client, referral_id, "reasons", VALID["reasons"], action="later")
     assert later.headers["location"] == f"/referrals/{referral_id}"
 
@@ -486,3 +486,11 @@ def test_odd_input_gets_a_clean_answer_not_a_500(client, session_factory, sessio
     session.expire_all()
     saved = session.get(Referral, referral_id).draft_answers["child"]
     assert saved["legal_first_name"] == "Juniper"
+
+
+def test_a_child_at_risk_is_never_held_up_by_the_school_question(client, session_factory, session, borough):
+    sign_in(client, session_factory, SCHOOL_REFERRER)  # this referrer has three schools to choose from
+    before = count(session, Referral)
+    response = post(client, "/referrals/new", {"immediate_risk": "yes", "school_id": ""})
+    assert response.headers["location"] == "/referrals/immediate-risk"
+    assert count(session, Referral) == before

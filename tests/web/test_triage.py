@@ -147,3 +147,19 @@ def test_looking_at_a_referral_is_audited(client, session_factory, session, subm
         f"/referrals/{referral_id}/documents",
     ]
     assert all(v.actor_label == "eip.north@kestrelford.example.org" for v in views)
+
+
+def test_the_listing_email_gives_the_clinic_date(client, session_factory, session, submitted, clock):
+    referral_id, reference = submitted
+    sign_in(client, session_factory, "eip.north@kestrelford.example.org")
+    with session_factory() as s:
+        area = s.scalar(select(School.area_id).where(School.urn == "900001"))
+        clinic = referrals.upcoming_clinics(s, area_id=area, now=clock.now())[0].meeting
+        clinic_id, starts = clinic.id, clinic.starts_at
+    token = csrf_from(client.get(f"/triage/{referral_id}").text)
+    client.post(f"/triage/{referral_id}/accept", data={"meeting_id": str(clinic_id), "csrf_token": token})
+    email = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "referral_status")).first()
+    from caseconf.clock import london_text
+
+    assert f"Clinic: {london_text(starts, '%A %-d %B %Y at %-I:%M%p')}" in email.body_text
+    assert "1:30pm" in email.body_text

@@ -183,7 +183,7 @@ def start_new_referral(
         if immediate_risk not in ("yes", "no"):
             errors["immediate_risk"] = "Select yes if the child is at immediate risk of significant harm"
         chosen = schools[0].id if len(schools) == 1 else next((s.id for s in schools if str(s.id) == school_id), None)
-        if chosen is None:
+        if chosen is None and immediate_risk != "yes":  # a child at risk never waits on a form question
             errors["school_id"] = "Select the child's school"
         if errors:
             referral_id = None
@@ -548,12 +548,13 @@ def save_question_page(
         )
         if result.ok:
             states = {p.key: referrals.page_state(session, referral, p, today=london_today(now)) for p in PAGES}
+    if form.get("action") == "later":
+        # Saved as typed, mistakes and all: the task list shows the section as in progress.
+        return _redirect(f"/referrals/{referral_id}")
     if not result.ok:
         return _question_page(
             request, session, referral, page, answers, errors=result.errors, status_code=400, return_to=return_to
         )
-    if form.get("action") == "later":
-        return _redirect(f"/referrals/{referral_id}")
     all_done = all(state == "completed" for state in states.values())
     index = PAGES.index(page)
     if return_to == "check" or (index == len(PAGES) - 1 and all_done):
