@@ -10,24 +10,19 @@ from prefect.cache_policies import NO_CACHE
 
 from caseconf.clock import FixedClock, SystemClock
 from caseconf.db import transaction
-from flows.context import RunContext, run_context
+from flows.context import run_context
 from notifications.digests import queue_weekly_digests
 from notifications.emails import MailContext
 from notifications.inbox import process_inbox
-
-
-def mail_context(ctx: RunContext) -> MailContext:
-    settings = ctx.settings
-    return MailContext(
-        base_url=settings.base_url, mail_domain=settings.mail_from.rsplit("@", 1)[1], team_name=settings.mail_from_name
-    )
 
 
 @task(retries=3, retry_delay_seconds=[5, 20, 60], cache_policy=NO_CACHE)
 def answer_inbox(now: datetime | None) -> dict:
     moment = (FixedClock(now) if now else SystemClock()).now()
     with run_context() as ctx, transaction(ctx.session_factory) as session:
-        report = process_inbox(session, now=moment, mail=mail_context(ctx), own_address=ctx.settings.mail_from)
+        report = process_inbox(
+            session, now=moment, mail=MailContext.from_settings(ctx.settings), own_address=ctx.settings.mail_from
+        )
     return asdict(report)
 
 
@@ -41,7 +36,7 @@ def read_inbox(now: datetime | None = None) -> dict:
 def queue_digests(now: datetime | None) -> int:
     moment = (FixedClock(now) if now else SystemClock()).now()
     with run_context() as ctx, transaction(ctx.session_factory) as session:
-        return queue_weekly_digests(session, now=moment, mail=mail_context(ctx))
+        return queue_weekly_digests(session, now=moment, mail=MailContext.from_settings(ctx.settings))
 
 
 @flow(name="weekly-digest")

@@ -12,7 +12,7 @@ from caseconf.clock import london_today
 from meetings.models import Action, ActionStatus, Referral, ReferralStatus
 from meetings.referral_rules import LABELS, OPEN_STATUSES
 from meetings.referrals import next_meeting_for
-from notifications.emails import MailContext, queue_plain, school_contacts
+from notifications.emails import MailContext, queue_email, school_contacts
 
 S = ReferralStatus
 
@@ -57,7 +57,7 @@ def queue_weekly_digests(session: Session, *, now: datetime, mail: MailContext) 
             for r in open_referrals
         ]
         for recipient in school_contacts(session, school):
-            queue_plain(
+            queue_email(
                 session,
                 mail=mail,
                 now=now,

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role, RoleGrant, School
 from caseconf.clock import london_text
+from caseconf.settings import Settings
 from meetings.models import Referral, ReferralStatus, ReferralStatusChange
 from meetings.referral_rules import LABELS, SCHOOL_TODO
 from meetings.referrals import next_meeting_for
@@ -28,6 +29,14 @@ class MailContext:
     mail_domain: str
     team_name: str
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailContext:
+        return cls(
+            base_url=settings.base_url,
+            mail_domain=settings.mail_from.rsplit("@", 1)[1],
+            team_name=settings.mail_from_name,
+        )
+
 
 def queue_sign_in_link(
     session: Session,
@@ -40,24 +49,16 @@ def queue_sign_in_link(
     name: str,
     valid_minutes: int,
 ) -> OutboundMessage:
-    rendered = render_email(
-        "sign_in",
+    return queue_email(
+        session,
+        mail=mail,
+        now=now,
+        template="sign_in",
+        key=f"sign-in:{token_id}",
+        recipient=recipient,
         name=name,
         link=f"{mail.base_url}/sign-in/confirm?token={raw_token}",
         valid_minutes=valid_minutes,
-        service_name=SERVICE_NAME,
-        team_name=mail.team_name,
-    )
-    return enqueue(
-        session,
-        now=now,
-        idempotency_key=f"sign-in:{token_id}",
-        kind="sign_in",
-        recipient=recipient,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        mail_domain=mail.mail_domain,
     )
 
 
@@ -96,28 +97,18 @@ def queue_about_referral(
     **context,
 ) -> OutboundMessage:
     # Only the reference, the status and a link: never the child's name or anything identifying.
-    rendered = render_email(
-        template,
+    return queue_email(
+        session,
+        mail=mail,
+        now=now,
+        template=template,
+        key=key,
+        recipient=recipient,
+        in_reply_to=referral_thread(referral.id, mail.mail_domain),
+        referral_id=referral.id,
         reference=referral.reference,
         link=f"{mail.base_url}{link}",
-        service_name=SERVICE_NAME,
-        team_name=mail.team_name,
         **context,
-    )
-    thread = referral_thread(referral.id, mail.mail_domain)
-    return enqueue(
-        session,
-        now=now,
-        idempotency_key=key,
-        kind=template,
-        recipient=recipient,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        mail_domain=mail.mail_domain,
-        in_reply_to=thread,
-        references=thread,
-        referral_id=referral.id,
     )
 
 
@@ -190,7 +181,7 @@ def queue_referral_status(
     return len(school_recipients(referral))
 
 
-def queue_plain(
+def queue_email(
     session: Session,
     *,
     mail: MailContext,
@@ -199,9 +190,10 @@ def queue_plain(
     key: str,
     recipient: str,
     in_reply_to: str | None = None,
+    referral_id: int | None = None,
     **context,
 ) -> OutboundMessage:
-    """An email about no particular record (for example, a refusal that must reveal nothing)."""
+    """Render a template and queue it under `key` (a key already queued is not queued again)."""
     rendered = render_email(template, service_name=SERVICE_NAME, team_name=mail.team_name, **context)
     return enqueue(
         session,
@@ -215,6 +207,7 @@ def queue_plain(
         mail_domain=mail.mail_domain,
         in_reply_to=in_reply_to,
         references=in_reply_to,
+        referral_id=referral_id,
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from agencies.models import Person, Role, RoleGrant
 from meetings.models import Referral, ReferralStatus
 from meetings.referral_rules import LABELS, SCHOOL_TODO
-from notifications.emails import MailContext, queue_about_referral, queue_plain
+from notifications.emails import MailContext, queue_about_referral, queue_email
 from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
 
 MAX_RAW_BYTES = 25 * 1024 * 1024
@@ -235,7 +235,7 @@ def _handle(
         inbound.note = f"Answered with the status of {referral.reference}"
         report.status_answered += 1
     else:
-        queue_plain(
+        queue_email(
             session,
             mail=mail,
             now=now,

@@ -46,12 +46,7 @@ def now_of(request: Request) -> datetime:
 
 def mail_context(request: Request) -> MailContext:
     """Where emails queued during this request come from and link to."""
-    settings = settings_of(request)
-    return MailContext(
-        base_url=settings.base_url,
-        mail_domain=settings.mail_from.rsplit("@", 1)[1],
-        team_name=settings.mail_from_name,
-    )
+    return MailContext.from_settings(settings_of(request))
 
 
 def client_ip(request: Request) -> str | None:
