@@ -37,6 +37,14 @@ class Principal:
     def scopes(self, role: Role) -> list[Grant]:
         return [grant for grant in self.grants if grant.role == role]
 
+    @property
+    def school_ids(self) -> frozenset[int]:
+        return frozenset(g.school_id for g in self.scopes(Role.school_referrer) if g.school_id is not None)
+
+    @property
+    def area_ids(self) -> frozenset[int]:
+        return frozenset(g.area_id for g in self.scopes(Role.eip) if g.area_id is not None)
+
 
 def principal_for(person: Person) -> Principal:
     return Principal(
@@ -87,10 +95,8 @@ REFERRAL_ACTIONS = ("view", "edit_draft", "answer", "withdraw", "triage", "downl
 def can_on_referral(principal: Principal | None, action: str, referral: Referral) -> bool:
     if principal is None or action not in REFERRAL_ACTIONS:
         return False
-    school_ids = {g.school_id for g in principal.scopes(Role.school_referrer)}
-    area_ids = {g.area_id for g in principal.scopes(Role.eip)}
-    own_school = referral.school_id in school_ids
-    own_area = referral.school.area_id in area_ids
+    own_school = referral.school_id in principal.school_ids
+    own_area = referral.school.area_id in principal.area_ids
     submitted = referral.status != ReferralStatus.draft
     if action in ("view", "download"):
         return own_school or (own_area and submitted) or (Role.coordinator in principal.roles and submitted)

@@ -7,6 +7,7 @@ from the ReferralStatusChange returned, so this package never imports notificati
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from agencies.models import School
 from caseconf import audit
 from caseconf.clock import london_today
 from caseconf.errors import Conflict, Invalid, NotFound
+from meetings.access import Principal, can_on_referral
 from meetings.models import (
     AgendaItem,
     AgendaItemKind,
@@ -70,6 +72,21 @@ def get_referral(session: Session, referral_id: int) -> Referral:
     if referral is None:
         raise NotFound(f"referral {referral_id}")
     return referral
+
+
+def get_referral_by_reference(session: Session, reference: str) -> Referral:
+    # No reference is longer than its column: refuse longer ones without asking the database.
+    referral = session.scalar(select(Referral).where(Referral.reference == reference)) if len(reference) <= 20 else None
+    if referral is None:
+        raise NotFound(f"referral {reference[:20]}")
+    return referral
+
+
+def get_school_by_urn(session: Session, urn: str) -> School:
+    school = session.scalar(select(School).where(School.urn == urn))
+    if school is None:
+        raise NotFound(f"school {urn[:20]}")
+    return school
 
 
 def reason_options(session: Session) -> tuple[tuple[str, str], ...]:
@@ -412,7 +429,7 @@ class QueueEntry:
 
 
 def triage_queue(
-    session: Session, *, area_ids: list[int] | None, now: datetime, triage_working_days: int
+    session: Session, *, area_ids: Collection[int] | None, now: datetime, triage_working_days: int
 ) -> list[QueueEntry]:
     """Referrals waiting for an EIP's decision, oldest first; area_ids None means every area."""
     query = (
@@ -433,7 +450,7 @@ def triage_queue(
     return entries
 
 
-def referrals_in_areas(session: Session, *, area_ids: list[int]) -> list[Referral]:
+def referrals_in_areas(session: Session, *, area_ids: Collection[int]) -> list[Referral]:
     """Every submitted referral from schools in these areas, most recently changed first."""
     return list(
         session.scalars(
@@ -445,10 +462,26 @@ def referrals_in_areas(session: Session, *, area_ids: list[int]) -> list[Referra
     )
 
 
-def school_referrals(session: Session, *, school_ids: list[int]) -> list[Referral]:
+def school_referrals(session: Session, *, school_ids: Collection[int]) -> list[Referral]:
     return list(
         session.scalars(select(Referral).where(Referral.school_id.in_(school_ids)).order_by(Referral.updated_at.desc()))
     )
+
+
+def find_referrals_visible_to(session: Session, principal: Principal) -> list[Referral]:
+    """Submitted referrals from the principal's schools and EIP areas that they may view, most recently changed first.
+
+    Drafts are left out: they have no reference yet and are finished on the pages. A coordinator's wider
+    view is not listed here.
+    """
+    found = (
+        {r.id: r for r in school_referrals(session, school_ids=principal.school_ids)} if principal.school_ids else {}
+    )
+    if principal.area_ids:
+        found |= {r.id: r for r in referrals_in_areas(session, area_ids=principal.area_ids)}
+    visible = [r for r in found.values() if r.reference is not None and can_on_referral(principal, "view", r)]
+    visible.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+    return visible
 
 
 def next_meeting_for(session: Session, referral: Referral, *, now: datetime) -> Meeting | None:

@@ -24,12 +24,11 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AllowInfNan, BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
 from pydantic import Field as Schema
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agencies.api_tokens import authenticate_api_token
-from agencies.models import Role, School
+from agencies.models import School
 from caseconf import audit
 from caseconf.db import transaction
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
@@ -475,8 +474,11 @@ IMMEDIATE_RISK = (
 
 def _school_of(session: Session, principal: Principal, urn: str) -> School:
     """The school with this URN if the principal refers for it; an unknown URN is refused the same way."""
-    school = session.scalar(select(School).where(School.urn == urn))
-    if school is None or school.id not in {g.school_id for g in principal.scopes(Role.school_referrer)}:
+    try:
+        school = referrals.get_school_by_urn(session, urn)
+    except NotFound:
+        raise _NotTheirSchool() from None
+    if school.id not in principal.school_ids:
         raise _NotTheirSchool()
     return school
 
@@ -557,16 +559,8 @@ def submit_referral(
 @router.get("/referrals", response_model=ReferralList, summary="List the referrals this token may see")
 def list_referrals(request: Request, session: DbSession, caller: Caller) -> ReferralList:
     """A school's submitted referrals for its referrers; the area's for an EIP. Most recently changed first."""
-    principal = caller.principal
     with session.begin():
-        school_ids = [g.school_id for g in principal.scopes(Role.school_referrer) if g.school_id is not None]
-        area_ids = [g.area_id for g in principal.scopes(Role.eip) if g.area_id is not None]
-        found = {r.id: r for r in referrals.school_referrals(session, school_ids=school_ids)} if school_ids else {}
-        if area_ids:
-            found |= {r.id: r for r in referrals.referrals_in_areas(session, area_ids=area_ids)}
-        # Drafts have no reference yet and are finished on the pages.
-        visible = [r for r in found.values() if r.reference is not None and can_on_referral(principal, "view", r)]
-        visible.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+        visible = referrals.find_referrals_visible_to(session, caller.principal)
         listed = ReferralList(referrals=[ReferralSummary(**_summary(request, caller, r)) for r in visible])
         _audit(session, request, caller, "referrals_listed", references=[r.reference for r in visible])
     return listed
@@ -581,11 +575,9 @@ def list_referrals(request: Request, session: DbSession, caller: Caller) -> Refe
 def read_referral(request: Request, session: DbSession, caller: Caller, reference: str) -> ReferralDetail:
     not_found = "There is no referral with this reference that this token may see"
     with session.begin():
-        referral_id = (
-            session.scalar(select(Referral.id).where(Referral.reference == reference)) if len(reference) <= 20 else None
-        )
         try:
-            referral = access_referral(session, caller.principal, referral_id or 0, "view")
+            referral_id = referrals.get_referral_by_reference(session, reference).id
+            referral = access_referral(session, caller.principal, referral_id, "view")
         except (NotFound, Forbidden):
             referral = None
         if referral is not None:

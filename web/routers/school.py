@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from agencies.auth import person_for_expired_session
-from agencies.models import Role, School
+from agencies.models import School
 from caseconf import audit
 from caseconf.clock import london_today
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
@@ -23,7 +20,7 @@ from flows.triggers import request_delivery
 from meetings import referrals
 from meetings.access import Principal, access_referral, can_on_referral, principal_for, require
 from meetings.models import Action, ActionStatus, Referral, ReferralStatus
-from meetings.referral_form import PAGES, Field, Page, check_page, page_for
+from meetings.referral_form import PAGES, Page, page_for
 from meetings.referral_rules import LABELS, OPEN_STATUSES, SCHOOL_TODO
 from notifications.emails import queue_referral_status, queue_referral_submitted
 from web.deps import (
@@ -39,6 +36,15 @@ from web.deps import (
     settings_of,
     sign_in_url,
 )
+from web.referral_views import (
+    TAG_CLASSES,
+    ListedReferral,
+    answer_cards,
+    child_name,
+    field_views,
+    flatten,
+    timeline_entry,
+)
 
 router = APIRouter(prefix="/referrals")
 
@@ -47,21 +53,6 @@ EXPIRED_SESSION_GRACE = timedelta(hours=24)
 # What is kept of one typed value: far beyond any field's limit, so the person sees their own text
 # and the limit's message, but a bounded size in the draft.
 MAX_KEPT_CHARACTERS = 10_000
-# Checkbox options that mean "none of the others"; GOV.UK shows them last, after "or".
-EXCLUSIVE_OPTIONS = frozenset({"none", "none_identified"})
-TAG_CLASSES = {
-    ReferralStatus.draft: "govuk-tag--grey",
-    ReferralStatus.submitted: "govuk-tag--blue",
-    ReferralStatus.information_requested: "govuk-tag--orange",
-    ReferralStatus.accepted: "govuk-tag--green",
-    ReferralStatus.discussed: "govuk-tag--turquoise",
-    ReferralStatus.actions_open: "govuk-tag--turquoise",
-    ReferralStatus.review: "govuk-tag--yellow",
-    ReferralStatus.signposted: "govuk-tag--purple",
-    ReferralStatus.declined: "govuk-tag--grey",
-    ReferralStatus.closed: "govuk-tag--grey",
-    ReferralStatus.withdrawn: "govuk-tag--grey",
-}
 
 
 async def posted_form(request: Request) -> FormData:
@@ -79,18 +70,10 @@ def _status(referral: Referral) -> ReferralStatus:
     return ReferralStatus(referral.status)
 
 
-def _child_name(referral: Referral) -> str:
-    if referral.child is not None:
-        return f"{referral.child.legal_first_name} {referral.child.legal_surname}"
-    typed = (referral.draft_answers or {}).get("child", {})
-    return " ".join(str(typed.get(n) or "").strip() for n in ("legal_first_name", "legal_surname")).strip()
-
-
 def _schools_of(session: Session, viewer: Principal) -> list[School]:
-    ids = [g.school_id for g in viewer.scopes(Role.school_referrer) if g.school_id is not None]
-    if not ids:
+    if not viewer.school_ids:
         return []
-    return list(session.scalars(select(School).where(School.id.in_(ids)).order_by(School.name)))
+    return list(session.scalars(select(School).where(School.id.in_(viewer.school_ids)).order_by(School.name)))
 
 
 def _editable_draft(session: Session, viewer: Principal | None, referral_id: int) -> Referral | None:
@@ -106,24 +89,14 @@ def _editable_draft(session: Session, viewer: Principal | None, referral_id: int
 # --- Your referrals ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ListedReferral:
-    referral: Referral
-    child_name: str
-    status_label: str
-    tag_classes: str
-    next_meeting: Any
-    open_actions: int
-    todo: str
-
-
 @router.get("")
 def your_referrals(request: Request, session: DbSession, viewer: SignedIn) -> Response:
     require(viewer, "referrals.list")
     now = now_of(request)
-    school_ids = [g.school_id for g in viewer.scopes(Role.school_referrer) if g.school_id is not None]
     found = sorted(
-        referrals.school_referrals(session, school_ids=school_ids), key=lambda r: (r.created_at, r.id), reverse=True
+        referrals.school_referrals(session, school_ids=viewer.school_ids),
+        key=lambda r: (r.created_at, r.id),
+        reverse=True,
     )
     open_actions = dict(
         session.execute(
@@ -135,7 +108,7 @@ def your_referrals(request: Request, session: DbSession, viewer: SignedIn) -> Re
     rows = [
         ListedReferral(
             referral=r,
-            child_name=_child_name(r),
+            child_name=child_name(r),
             status_label=LABELS[_status(r)],
             tag_classes=TAG_CLASSES[_status(r)],
             next_meeting=referrals.next_meeting_for(session, r, now=now),
@@ -226,7 +199,7 @@ def _task_list(request: Request, session: Session, referral: Referral) -> Respon
         request,
         "referrals/task_list.html",
         referral=referral,
-        child_name=_child_name(referral),
+        child_name=child_name(referral),
         pages=PAGES,
         states=states,
         completed=sum(state == "completed" for state in states.values()),
@@ -256,36 +229,20 @@ def _status_page(
         "referrals/status.html",
         status_code=status_code,
         referral=referral,
-        child_name=_child_name(referral),
+        child_name=child_name(referral),
         status_label=LABELS[status],
         tag_classes=TAG_CLASSES[status],
         todo=SCHOOL_TODO.get(status, ""),
         next_meeting=referrals.next_meeting_for(session, referral, now=now_of(request)),
-        history=[_timeline_entry(c) for c in history],
+        history=[timeline_entry(c) for c in history],
         question=question,
         can_answer=can_on_referral(viewer, "answer", referral),
         can_withdraw=can_on_referral(viewer, "withdraw", referral) and status in OPEN_STATUSES,
-        cards=_answer_cards(session, referral, today=submitted_on, editable=False) if sent_with_this_form else [],
+        cards=answer_cards(session, referral, today=submitted_on, editable=False) if sent_with_this_form else [],
         errors=errors or {},
         answer=answer,
         done=done,
     )
-
-
-def _timeline_entry(change) -> dict[str, Any]:
-    to = ReferralStatus(change.to_status)
-    if to == ReferralStatus.information_requested:
-        note_label = "Question from the Education Inclusion Partner"
-    elif to == ReferralStatus.submitted and change.from_status == ReferralStatus.information_requested:
-        note_label = "The school's answer"
-    elif to in (ReferralStatus.declined, ReferralStatus.withdrawn):
-        note_label = "Reason"
-    else:
-        note_label = "Note"
-    label = "Started" if to == ReferralStatus.draft else LABELS[to]
-    if to == ReferralStatus.submitted:
-        label = "Answer sent" if change.from_status == ReferralStatus.information_requested else "Submitted"
-    return {"label": label, "at": change.changed_at, "note": change.note, "note_label": note_label}
 
 
 @router.get("/{referral_id}")
@@ -325,7 +282,7 @@ def _withdraw_page(request: Request, referral: Referral, *, status_code: int = 2
         "referrals/withdraw.html",
         status_code=status_code,
         referral=referral,
-        child_name=_child_name(referral),
+        child_name=child_name(referral),
         problem=problem,
         errors={"reason": problem} if problem else {},
         reason=reason,
@@ -370,32 +327,6 @@ def withdraw_referral(
 # --- The question pages -----------------------------------------------------------------------------
 
 
-@dataclass
-class FieldView:
-    """One question as the template draws it: what was typed, its problem, and questions revealed by it."""
-
-    field: Field
-    value: Any  # a string; a list for checkboxes; {"day", "month", "year"} for dates
-    error: str | None
-    options: tuple[tuple[str, str], ...]
-    hint: str
-    error_parts: tuple[str, ...] = ()
-    revealed: dict[str, list[FieldView]] = field(default_factory=dict)
-
-    @property
-    def href(self) -> str:
-        if self.field.kind == "date":
-            return f"#{self.field.name}-{(self.error_parts or ('day',))[0]}"
-        return f"#{self.field.name}"
-
-    def option_items(self) -> list[tuple[str, str, bool]]:
-        """(code, label, exclusive) in the order shown."""
-        plain = [(c, label, False) for c, label in self.options if c not in EXCLUSIVE_OPTIONS]
-        if self.field.kind != "checkboxes":
-            return [(c, label, False) for c, label in self.options]
-        return plain + [(c, label, True) for c, label in self.options if c in EXCLUSIVE_OPTIONS]
-
-
 def _kept(value: Any) -> str:
     return value[:MAX_KEPT_CHARACTERS] if isinstance(value, str) else ""
 
@@ -414,48 +345,6 @@ def _answers_from(form: FormData, page: Page) -> dict[str, Any]:
     return answers
 
 
-def _date_error_parts(f: Field, answers: dict[str, Any], error: str | None) -> tuple[str, ...]:
-    if not error:
-        return ()
-    parts = ("day", "month", "year")
-    missing = tuple(p for p in parts if not str(answers.get(f"{f.name}-{p}", "")).strip())
-    return missing if 0 < len(missing) < 3 else parts
-
-
-def _field_views(page: Page, answers: dict[str, Any], errors: dict[str, str], reasons) -> list[FieldView]:
-    views: dict[str, FieldView] = {}
-    for f in page.fields:
-        if f.kind == "date":
-            value: Any = {p: str(answers.get(f"{f.name}-{p}", "")) for p in ("day", "month", "year")}
-        elif f.kind == "checkboxes":
-            raw = answers.get(f.name) or []
-            value = [raw] if isinstance(raw, str) else [str(v) for v in raw]
-        else:
-            value = str(answers.get(f.name) or "")
-        views[f.name] = FieldView(
-            field=f,
-            value=value,
-            error=errors.get(f.name),
-            options=reasons if f.name == "reasons" else f.options,
-            hint=f.hint,
-            error_parts=_date_error_parts(f, answers, errors.get(f.name)) if f.kind == "date" else (),
-        )
-    shown = []
-    for f in page.fields:
-        view = views[f.name]
-        parent = views.get(f.when[0]) if f.when else None
-        if parent is not None and parent.field.kind == "radios" and len(f.when[1]) == 1:
-            # Revealed under the one answer that needs it (GOV.UK conditional reveal).
-            parent.revealed.setdefault(f.when[1][0], []).append(view)
-            continue
-        if parent is not None:
-            chosen = dict(parent.options)
-            which = " or ".join(f"‘{chosen.get(code, code)}’" for code in f.when[1])
-            view.hint = f"Answer if you selected {which}." + (f" {f.hint}" if f.hint else "")
-        shown.append(view)
-    return shown
-
-
 def _question_page(
     request: Request,
     session: Session,
@@ -468,8 +357,8 @@ def _question_page(
     return_to: str = "",
 ) -> Response:
     errors = errors or {}
-    views = _field_views(page, answers, errors, referrals.reason_options(session))
-    by_name = {v.field.name: v for v in _flatten(views)}
+    views = field_views(page, answers, errors, referrals.reason_options(session))
+    by_name = {v.field.name: v for v in flatten(views)}
     index = PAGES.index(page)
     back = (
         f"/referrals/{referral.id}/check"
@@ -490,15 +379,6 @@ def _question_page(
         back=back,
         return_to=return_to,
     )
-
-
-def _flatten(views: list[FieldView]) -> list[FieldView]:
-    flat = []
-    for view in views:
-        flat.append(view)
-        for children in view.revealed.values():
-            flat.extend(_flatten(children))
-    return flat
 
 
 @router.get("/{referral_id}/pages/{key}")
@@ -601,66 +481,17 @@ def _keep_answers_of_expired_session(
 # --- Check answers, submit, confirmation ------------------------------------------------------------
 
 
-def _readable(f: Field, value: Any, options) -> dict[str, Any]:
-    if value is None or value == "" or value == []:
-        return {"text": "Not given"}
-    if f.kind == "date":
-        return {"text": _long_date(value)}
-    labels = dict(options)
-    if f.kind in ("radios", "select"):
-        return {"text": labels.get(value, value)}
-    if f.kind == "checkboxes":
-        return {"html": Markup("<br>").join(labels.get(v, v) for v in value)}
-    if f.kind == "textarea":
-        return {"html": Markup("<br>").join(str(value).splitlines())}
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return {"text": str(value.to_integral_value())}  # "0 days", not "0.0 days"
-    return {"text": str(value)}
-
-
-def _long_date(value: date) -> str:
-    return f"{value.day} {value:%B %Y}"
-
-
-def _answer_cards(session: Session, referral: Referral, *, today: date, editable: bool) -> list[dict[str, Any]]:
-    """One summary card per page: its answers in words, and where to change each."""
-    reasons = referrals.reason_options(session)
-    cards = []
-    for page in PAGES:
-        raw = (referral.draft_answers or {}).get(page.key)
-        answers = raw or {}
-        result = check_page(page, answers, today=today, reasons=reasons)
-        views = {v.field.name: v for v in _flatten(_field_views(page, answers, result.errors, reasons))}
-        rows = []
-        for f in page.fields:
-            if f.when and str(answers.get(f.when[0], "")) not in f.when[1]:
-                continue  # not asked, given the answer it depends on
-            if f.name in result.errors:
-                typed = views[f.name].value
-                empty = not typed or (isinstance(typed, dict) and not any(typed.values()))
-                value = {"text": "Not answered" if empty else f"Needs changing: {result.errors[f.name]}"}
-            else:
-                value = _readable(f, result.values.get(f.name), reasons if f.name == "reasons" else f.options)
-            row: dict[str, Any] = {"key": {"text": f.label}, "value": value}
-            if editable:
-                href = f"/referrals/{referral.id}/pages/{page.key}?return_to=check{views[f.name].href}"
-                row["actions"] = {"items": [{"href": href, "text": "Change", "visuallyHiddenText": f.label.lower()}]}
-            rows.append(row)
-        cards.append({"page": page, "rows": rows, "complete": raw is not None and result.ok})
-    return cards
-
-
 def _check_page(
     request: Request, session: Session, referral: Referral, *, status_code: int = 200, problems=None
 ) -> Response:
-    cards = _answer_cards(session, referral, today=london_today(now_of(request)), editable=True)
+    cards = answer_cards(session, referral, today=london_today(now_of(request)), editable=True)
     problems = problems or {}
     return render(
         request,
         "referrals/check.html",
         status_code=status_code,
         referral=referral,
-        child_name=_child_name(referral),
+        child_name=child_name(referral),
         cards=cards,
         unfinished=[c["page"] for c in cards if not c["complete"]],
         error_list=[

@@ -7,7 +7,6 @@ import re
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from agencies.models import Role
 from caseconf.errors import Conflict, Invalid
 from flows.triggers import request_delivery
 from meetings import referrals
@@ -30,7 +29,7 @@ DECISIONS = {
 @router.get("")
 def queue(request: Request, session: DbSession, viewer: SignedIn, done: str | None = None) -> Response:
     require(viewer, "triage.view")
-    areas = [g.area_id for g in viewer.scopes(Role.eip)]
+    areas = viewer.area_ids
     now = now_of(request)
     waiting = referrals.triage_queue(
         session, area_ids=areas, now=now, triage_working_days=settings_of(request).triage_working_days
