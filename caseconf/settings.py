@@ -21,6 +21,10 @@ EXPECTED = {
         "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://user:pass@host:465;"
         " leave unset for the built-in mail catcher"
     ),
+    "imap_url": (
+        "imaps://user:pass@host:993/INBOX (or imap:// on loopback only), the app mailbox to poll for replies;"
+        " leave unset when replies arrive by SMTP"
+    ),
     "base_url": "the address people use to reach caseconf, e.g. https://caseconf.example.gov.uk",
     "secret_key": (
         "a random string of at least 32 characters"
@@ -54,6 +58,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     database_url: str = ""
     smtp_url: str | None = None
+    imap_url: str | None = None
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     mail_from: str = "clinic@kestrelford.example.org"
@@ -94,6 +99,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("not an smtp:// or smtps:// URL with a host")
         _ = parts.port  # raises ValueError on a bad port
+        return value
+
+    @field_validator("imap_url")
+    @classmethod
+    def _imap_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+            raise ValueError("not an imap:// or imaps:// URL with a host")
+        _ = parts.port
+        if parts.scheme == "imap" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("plain imap:// is only for a mailbox on this machine: use imaps://")
         return value
 
     @field_validator("base_url")
@@ -174,9 +192,11 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "secret_key":
                 value = "(set)" if value else f"(generated, kept in {self.data_dir / 'secret_key'})"
-            elif name in ("database_url", "smtp_url") and value:
+            elif name in ("database_url", "smtp_url", "imap_url") and value:
                 value = _mask_password(str(value))
-            shown[ENV_PREFIX + name.upper()] = "(unset: built-in mail catcher)" if value is None else str(value)
+            if value is None:
+                value = "(unset: replies arrive by SMTP)" if name == "imap_url" else "(unset: built-in mail catcher)"
+            shown[ENV_PREFIX + name.upper()] = str(value)
         return shown
 
 

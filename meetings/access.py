@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role
 from caseconf.errors import Forbidden, NotFound
-from meetings.models import Referral, ReferralStatus
+from meetings.models import Invitation, Meeting, Referral, ReferralStatus
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ RULES: dict[str, frozenset[Role]] = {
     "referral.create": frozenset({Role.school_referrer}),
     "referrals.list": frozenset({Role.school_referrer}),
     "invitations.view": frozenset({Role.agency_rep, Role.eip, Role.coordinator}),
+    "meetings.manage": frozenset({Role.admin, Role.coordinator}),
     "audit.view": frozenset({Role.data_protection_officer, Role.admin}),
 }
 
@@ -124,3 +126,44 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
     if not can_on_referral(principal, action, referral):
         raise Forbidden(f"referral.{action}")
     return referral
+
+
+# What each role may do to one meeting. The coordinator runs every clinic; an EIP those serving their
+# area (a borough-wide series serves every area); an invitee sees the meeting they are invited to.
+MEETING_ACTIONS = ("view", "papers", "coordinate", "rsvp")
+
+
+def invitation_for(session: Session, meeting: Meeting, person_id: int) -> Invitation | None:
+    """The person's live invitation to the meeting (not one withdrawn from them)."""
+    invitation = session.scalar(
+        select(Invitation).where(Invitation.meeting_id == meeting.id, Invitation.person_id == person_id)
+    )
+    return invitation if invitation is not None and invitation.cancelled_at is None else None
+
+
+def can_on_meeting(session: Session, principal: Principal | None, action: str, meeting: Meeting) -> bool:
+    if principal is None or action not in MEETING_ACTIONS:
+        return False
+    area_id = meeting.series.area_id
+    runs_it = Role.coordinator in principal.roles or (
+        Role.eip in principal.roles and (area_id is None or area_id in principal.area_ids)
+    )
+    runs_it = runs_it or meeting.chair_id == principal.person_id
+    if action == "coordinate":
+        return runs_it
+    invited = invitation_for(session, meeting, principal.person_id) is not None
+    if action == "rsvp":
+        return invited
+    return runs_it or invited  # view, papers
+
+
+def access_meeting(session: Session, principal: Principal | None, meeting_id: int, action: str) -> Meeting:
+    """Load a meeting for `action`, or refuse: NotFound if there is none, Forbidden if not allowed."""
+    if not 0 < meeting_id < 2**31:
+        raise NotFound(f"meeting {meeting_id}")
+    meeting = session.get(Meeting, meeting_id, with_for_update=action == "coordinate")
+    if meeting is None:
+        raise NotFound(f"meeting {meeting_id}")
+    if not can_on_meeting(session, principal, action, meeting):
+        raise Forbidden(f"meeting.{action}")
+    return meeting

@@ -44,8 +44,9 @@ from meetings.models import (
     SeriesMember,
     Term,
 )
+from meetings.planning import apply_times
 from meetings.referrals import issue_reference
-from meetings.schedule import calendar_uid, chair_for, meeting_window, thursdays_in_term
+from meetings.schedule import calendar_uid, chair_for, thursdays_in_term
 
 DIRECTORY_FILE = Path(__file__).with_name("demo_directory.yaml")
 CALENDAR_DOMAIN = "kestrelford.example.org"
@@ -228,13 +229,10 @@ def _ensure_meetings(
     for index, day in enumerate(dates):
         if day in meetings:
             continue
-        starts_at, ends_at = meeting_window(day, series.start_time, series.duration_minutes)
         meeting = Meeting(
             series_id=series.id,
             meeting_date=day,
             start_time=series.start_time,
-            starts_at=starts_at,
-            ends_at=ends_at,
             location=series.location,
             chair_id=chair_for(series.chair_rotation, index, series.chair_rotation_every),
             minute_taker_id=series.coordinator_id,
@@ -242,6 +240,7 @@ def _ensure_meetings(
             calendar_uid=calendar_uid(series.id, day, CALENDAR_DOMAIN),
             sequence=0,
         )
+        apply_times(meeting, series)
         session.add(meeting)
         session.flush()
         _meeting_history(session, meeting, None, MeetingStatus.planned, SET_UP_AT, None)

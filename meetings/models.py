@@ -350,6 +350,8 @@ class Term(Base):
     ends_on: Mapped[date] = mapped_column(Date)
     half_term_starts_on: Mapped[date | None] = mapped_column(Date)
     half_term_ends_on: Mapped[date | None] = mapped_column(Date)
+    # Other days the schools are shut (training days, a local holiday): no meetings then either.
+    closed_days: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO dates
 
 
 class MeetingSeries(Base):
@@ -385,6 +387,9 @@ class MeetingSeries(Base):
     papers_time: Mapped[time] = mapped_column(Time, default=time(9, 0))
     quorum_min_agencies: Mapped[int] = mapped_column(Integer, default=3)
     quorum_required_agencies: Mapped[list[str]] = mapped_column(JSON, default=list)  # agency codes
+    quorum_chair_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    quorum_check_time: Mapped[time] = mapped_column(Time, default=time(12, 0))  # on the working day before
+    invite_days_ahead: Mapped[int] = mapped_column(Integer, default=28)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     area: Mapped[Area | None] = relationship()
@@ -431,8 +436,19 @@ class Meeting(Base):
     status: Mapped[str] = mapped_column(String(30), default=MeetingStatus.planned, index=True)
     calendar_uid: Mapped[str] = mapped_column(String(200), unique=True)
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # When each sweep is due for this meeting, worked out from the series when the meeting is planned
+    # or moved (meetings.schedule.meeting_deadlines), so a sweep only has to compare with now.
+    cutoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    papers_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    quorum_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    quorum_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     agenda_frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the coordinator's reordering: from then on new items go to the end, not into priority order.
+    agenda_order_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Any change to a frozen agenda; papers are rebuilt and sent again when this is after papers_sent_at.
+    agenda_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     papers_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    papers_version: Mapped[int] = mapped_column(Integer, default=0)
     cancelled_reason: Mapped[str | None] = mapped_column(Text)
 
     series: Mapped[MeetingSeries] = relationship()
@@ -476,6 +492,7 @@ class AgendaItem(Base):
     status: Mapped[str] = mapped_column(String(20), default=AgendaItemStatus.listed)
     carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("agenda_item.id"))
     agencies_needed: Mapped[list[str]] = mapped_column(JSON, default=list)
+    added_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notes: Mapped[str] = mapped_column(Text, default="")
     notes_version: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -504,6 +521,8 @@ class Invitation(Base):
     rsvp_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delegated_to: Mapped[str | None] = mapped_column(String(320))
     sequence_sent: Mapped[int | None] = mapped_column(Integer)  # the meeting SEQUENCE last sent to them
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # uninvited: they got a CANCEL
+    rsvp_source: Mapped[str | None] = mapped_column(String(20))  # "email" (an iTIP REPLY) or "portal"
     attendance: Mapped[str | None] = mapped_column(String(20))
     deputy_for_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
 
@@ -627,5 +646,6 @@ class Document(Base):
     referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"), index=True)
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meeting.id"), index=True)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))  # per-agency pack variant
+    papers_version: Mapped[int | None] = mapped_column(Integer)  # the meeting's papers_version it was built for
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -7,6 +7,22 @@ cd "$(dirname "$0")/.."
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
+# Papers packs are drawn as PDF with Pango; Debian ships it as system libraries.
+pdf_packages="libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-liberation"
+if command -v dpkg >/dev/null; then
+  missing=$(for p in $pdf_packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "Installing the libraries for PDF papers: $(echo $missing)…"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    else
+      echo "PDF papers need these Debian packages: sudo apt-get install $(echo $missing)" >&2
+      exit 1
+    fi
+  fi
+fi
+
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "caseconf needs Python 3.11 or newer as '$python' (set PYTHON=/path/to/python3.11)." >&2
