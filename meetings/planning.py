@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from meetings.models import Meeting, MeetingSeries
-from meetings.schedule import meeting_deadlines, meeting_window
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agencies.models import Agency, Person, Role, RoleGrant
+from caseconf import audit
+from caseconf.errors import Conflict, Invalid, NotFound
+from meetings.models import (
+    AgendaItem,
+    AgendaItemStatus,
+    Meeting,
+    MeetingSeries,
+    MeetingStatus,
+    MeetingStatusChange,
+    Term,
+)
+from meetings.schedule import calendar_uid, chair_for, meeting_deadlines, meeting_window, thursdays_in_term
+from meetings.working_days import is_working_day
 
 
 def apply_times(meeting: Meeting, series: MeetingSeries) -> None:
@@ -22,3 +41,506 @@ def apply_times(meeting: Meeting, series: MeetingSeries) -> None:
     meeting.cutoff_at = deadlines.cutoff_at
     meeting.papers_due_at = deadlines.papers_due_at
     meeting.quorum_check_at = deadlines.quorum_check_at
+
+
+# --- dates in term --------------------------------------------------------------------------------
+
+
+def meeting_dates(series: MeetingSeries, terms: Term | Iterable[Term]) -> list[date]:
+    """The series' meeting days in the given terms: its weekday from each term's start to end, leaving out
+    weekends and England and Wales bank holidays and, for a term-time-only series, half-term and closed days."""
+    days: set[date] = set()
+    for term in [terms] if isinstance(terms, Term) else terms:
+        closed = {date.fromisoformat(d) for d in term.closed_days or ()}
+        if series.term_time_only:
+            half_start, half_end = term.half_term_starts_on, term.half_term_ends_on
+        else:
+            half_start = half_end = None
+            closed = set()
+        days.update(
+            day
+            for day in thursdays_in_term(term.starts_on, term.ends_on, half_start, half_end, series.weekday)
+            if is_working_day(day) and day not in closed
+        )
+    return sorted(days)
+
+
+def original_date(meeting: Meeting) -> date:
+    """The date a meeting was planned for, kept in its calendar UID when it moves."""
+    stamp = meeting.calendar_uid.removeprefix(f"meeting-{meeting.series_id}-")[:8]
+    try:
+        return datetime.strptime(stamp, "%Y%m%d").date()  # noqa: DTZ007 (a calendar date, no time)
+    except ValueError:
+        return meeting.meeting_date
+
+
+@dataclass
+class PlanReport:
+    term: str
+    created: list[Meeting] = field(default_factory=list)
+    already_planned: int = 0
+    in_the_past: int = 0
+
+
+def series_meetings(session: Session, series_id: int) -> list[Meeting]:
+    return list(
+        session.scalars(
+            select(Meeting).where(Meeting.series_id == series_id).order_by(Meeting.meeting_date, Meeting.id)
+        )
+    )
+
+
+def plan_term(
+    session: Session,
+    *,
+    series: MeetingSeries,
+    term: Term,
+    now: datetime,
+    actor_id: int | None,
+    calendar_domain: str,
+) -> PlanReport:
+    """Make the series' missing meetings in `term`. Running it again makes none: a meeting is present for
+    the date it was planned on (its calendar UID), wherever it has moved since. Days already past are left."""
+    existing = series_meetings(session, series.id)
+    planned_for = {original_date(m) for m in existing}
+    taken = {m.meeting_date for m in existing}
+    report = PlanReport(term=term.name)
+    wanted = []
+    for day in meeting_dates(series, term):
+        if day in planned_for or day in taken:
+            report.already_planned += 1
+        elif meeting_window(day, series.start_time, series.duration_minutes)[0] <= now:
+            report.in_the_past += 1
+        else:
+            wanted.append(day)
+    # The rotation counts every meeting of the series in date order, so it carries on across terms.
+    every_date = sorted(planned_for | set(wanted))
+    for day in wanted:
+        meeting = Meeting(
+            series_id=series.id,
+            meeting_date=day,
+            start_time=series.start_time,
+            location=series.location,
+            chair_id=chair_for(series.chair_rotation, every_date.index(day), series.chair_rotation_every),
+            minute_taker_id=series.coordinator_id,
+            status=MeetingStatus.planned,
+            calendar_uid=calendar_uid(series.id, day, calendar_domain),
+            sequence=0,
+        )
+        apply_times(meeting, series)
+        session.add(meeting)
+        session.flush()
+        _status_change(session, meeting, None, MeetingStatus.planned, now=now, actor_id=actor_id, note=term.name)
+        audit.record(
+            session,
+            now=now,
+            action="meeting.planned",
+            actor_person_id=actor_id,
+            record_type="meeting",
+            record_id=meeting.id,
+            series_id=series.id,
+            term=term.name,
+            meeting_date=day.isoformat(),
+            chair_id=meeting.chair_id,
+        )
+        report.created.append(meeting)
+    return report
+
+
+def _status_change(
+    session: Session,
+    meeting: Meeting,
+    from_status: str | None,
+    to_status: MeetingStatus,
+    *,
+    now: datetime,
+    actor_id: int | None,
+    note: str | None = None,
+) -> None:
+    session.add(
+        MeetingStatusChange(
+            meeting_id=meeting.id,
+            from_status=from_status,
+            to_status=to_status,
+            changed_at=now,
+            changed_by_id=actor_id,
+            note=note,
+        )
+    )
+    meeting.status = to_status
+
+
+# --- changing one meeting -------------------------------------------------------------------------
+
+NOT_STARTED = (MeetingStatus.planned, MeetingStatus.agenda_frozen, MeetingStatus.papers_sent)
+
+
+def _must_be_upcoming(meeting: Meeting, now: datetime, doing: str) -> None:
+    if meeting.status not in NOT_STARTED or meeting.starts_at <= now:
+        raise Conflict(f"Only a meeting that has not yet started and is not cancelled can be {doing}")
+
+
+def move_meeting(
+    session: Session,
+    *,
+    meeting: Meeting,
+    new_date: date,
+    new_start_time: time | None = None,
+    new_location: str | None = None,
+    now: datetime,
+    actor_id: int | None,
+    reason: str,
+) -> Meeting:
+    """Move a meeting that has not started. Its calendar UID stays, its SEQUENCE goes up by one (the
+    invitations sweep sends the update), and its cut-off, papers and quorum-check times follow it."""
+    _must_be_upcoming(meeting, now, "moved")
+    series = meeting.series
+    start_time = new_start_time or meeting.start_time
+    location = meeting.location if new_location is None else new_location.strip()
+    reason = (reason or "").strip()
+    problems: dict[str, str] = {}
+    if meeting_window(new_date, start_time, series.duration_minutes)[0] <= now:
+        problems["new_date"] = "The new date and time must be in the future"
+    elif not is_working_day(new_date):
+        problems["new_date"] = f"{new_date:%A %-d %B %Y} is a weekend or bank holiday: choose a working day"
+    elif new_date != meeting.meeting_date and session.scalar(
+        select(Meeting.id).where(Meeting.series_id == meeting.series_id, Meeting.meeting_date == new_date)
+    ):
+        problems["new_date"] = f"The series already has a meeting on {new_date:%A %-d %B %Y}"
+    if len(location) > 200:
+        problems["new_location"] = "The location must be 200 characters or fewer"
+    if not reason:
+        problems["reason"] = "Enter why the meeting is moving"
+    if not problems and (new_date, start_time, location) == (
+        meeting.meeting_date,
+        meeting.start_time,
+        meeting.location,
+    ):
+        problems["new_date"] = "The new date, time and place are the same as now: change at least one"
+    if problems:
+        raise Invalid(problems)
+    before = {
+        "date": meeting.meeting_date.isoformat(),
+        "start": meeting.start_time.isoformat(),
+        "location": meeting.location,
+    }
+    meeting.meeting_date, meeting.start_time, meeting.location = new_date, start_time, location
+    apply_times(meeting, series)
+    meeting.sequence += 1
+    # A frozen agenda stays frozen when the new cut-off is still ahead: the agenda is already settled,
+    # and unfreezing it would let the freeze sweep run again and send a second round of notices.
+    audit.record(
+        session,
+        now=now,
+        action="meeting.moved",
+        actor_person_id=actor_id,
+        record_type="meeting",
+        record_id=meeting.id,
+        before=before,
+        after={"date": new_date.isoformat(), "start": start_time.isoformat(), "location": location},
+        sequence=meeting.sequence,
+        reason=reason,
+    )
+    return meeting
+
+
+def next_meeting_of_series(session: Session, meeting: Meeting) -> Meeting | None:
+    """The series' next meeting that items can go to: a planned one if there is one, else one already frozen."""
+    later = [
+        m
+        for m in series_meetings(session, meeting.series_id)
+        if m.starts_at > meeting.starts_at and m.id != meeting.id and m.status in NOT_STARTED
+    ]
+    later.sort(key=lambda m: m.starts_at)
+    return next((m for m in later if m.status == MeetingStatus.planned), later[0] if later else None)
+
+
+def cancel_meeting(
+    session: Session, *, meeting: Meeting, reason: str, now: datetime, actor_id: int | None
+) -> list[AgendaItem]:
+    """Cancel a meeting that has not started and carry its listed items to the series' next meeting.
+
+    The old items become `deferred`; the new ones point back at them (carried_from_id). Returns the new
+    items, so the caller can tell their schools. SEQUENCE goes up: the invitations sweep sends the CANCEL.
+    """
+    _must_be_upcoming(meeting, now, "cancelled")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid({"reason": "Enter why the meeting is cancelled"})
+    listed = [item for item in meeting.items if item.status == AgendaItemStatus.listed]
+    target = next_meeting_of_series(session, meeting) if listed else None
+    if listed and target is None:
+        raise Invalid(
+            {
+                "reason": f"The meeting has {len(listed)} agenda items and the series has no later meeting to "
+                "move them to: plan the next term's meetings first"
+            }
+        )
+    carried = []
+    if target is not None:
+        on_target = {item.referral_id for item in target.items if item.referral_id is not None}
+        position = max((item.position for item in target.items), default=0)
+        for item in listed:
+            item.status = AgendaItemStatus.deferred
+            if item.referral_id is not None and item.referral_id in on_target:
+                continue  # already on the next agenda
+            position += 1
+            new_item = AgendaItem(
+                meeting_id=target.id,
+                kind=item.kind,
+                referral_id=item.referral_id,
+                action_id=item.action_id,
+                position=position,
+                slot_minutes=item.slot_minutes,
+                status=AgendaItemStatus.listed,
+                carried_from_id=item.id,
+                agencies_needed=list(item.agencies_needed or []),
+                added_at=now,
+            )
+            session.add(new_item)
+            carried.append(new_item)
+        if carried and target.status != MeetingStatus.planned:
+            target.agenda_changed_at = now  # papers are rebuilt and sent again
+    _status_change(session, meeting, meeting.status, MeetingStatus.cancelled, now=now, actor_id=actor_id, note=reason)
+    meeting.cancelled_reason = reason
+    meeting.sequence += 1
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        action="meeting.cancelled",
+        actor_person_id=actor_id,
+        record_type="meeting",
+        record_id=meeting.id,
+        reason=reason,
+        sequence=meeting.sequence,
+        items_moved_to=target.id if carried else None,
+        items=[item.id for item in carried],
+    )
+    return carried
+
+
+def eip_people(session: Session) -> list[Person]:
+    """Active people holding the EIP role: those who may chair."""
+    return list(
+        session.scalars(
+            select(Person)
+            .where(
+                Person.active.is_(True), Person.id.in_(select(RoleGrant.person_id).where(RoleGrant.role == Role.eip))
+            )
+            .order_by(Person.name)
+        )
+    )
+
+
+def change_chair(session: Session, *, meeting: Meeting, chair_id: int, now: datetime, actor_id: int | None) -> Meeting:
+    _must_be_upcoming(meeting, now, "given a new chair")
+    if chair_id not in {person.id for person in eip_people(session)}:
+        raise Invalid({"chair_id": "Choose an Education Inclusion Partner to chair"})
+    if chair_id == meeting.chair_id:
+        raise Invalid({"chair_id": "They already chair this meeting: choose someone else"})
+    before, meeting.chair_id = meeting.chair_id, chair_id
+    # The invitations sweep invites the new chair; the calendar entry itself (time, place) is unchanged.
+    audit.record(
+        session,
+        now=now,
+        action="meeting.chair_changed",
+        actor_person_id=actor_id,
+        record_type="meeting",
+        record_id=meeting.id,
+        before=before,
+        after=chair_id,
+    )
+    return meeting
+
+
+# --- series settings ------------------------------------------------------------------------------
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# field -> (label for messages, lowest, highest) for the whole-number settings
+NUMBERS = {
+    "duration_minutes": ("The meeting length", 15, 480),
+    "capacity_items": ("The number of agenda items", 1, 40),
+    "item_minutes": ("The minutes for each item", 5, 120),
+    "quorum_min_agencies": ("The number of agencies for quorum", 0, 20),
+    "invite_days_ahead": ("How many days ahead invitations go", 1, 120),
+    "chair_rotation_every": ("How many meetings each chair takes", 1, 20),
+}
+TIMES = {
+    "start_time": "The start time",
+    "cutoff_time": "The cut-off time",
+    "papers_time": "The papers time",
+    "quorum_check_time": "The quorum check time",
+}
+DAYS = {"cutoff_weekday": "The cut-off day", "papers_weekday": "The papers day"}
+SERIES_FIELDS = (
+    *NUMBERS,
+    *TIMES,
+    *DAYS,
+    "location",
+    "quorum_required_agencies",
+    "chair_rotation",
+)
+# Settings that move a meeting or one of its deadlines.
+TIMING_FIELDS = frozenset(
+    {"start_time", "duration_minutes", "cutoff_weekday", "cutoff_time", "papers_weekday", "papers_time"}
+    | {"quorum_check_time", "location"}
+)
+
+
+def _parse_time(value: object) -> time | None:
+    if isinstance(value, time):
+        return value
+    text = str(value).strip().lower().replace(".", ":")
+    for pattern in ("%H:%M", "%I:%M%p", "%I%p"):
+        try:
+            return datetime.strptime(text.replace(" ", ""), pattern).time()  # noqa: DTZ007 (a wall-clock time)
+        except ValueError:
+            continue
+    return None
+
+
+def _parse_int(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() and len(text) < 7 else None
+
+
+def _parse_list(value: object) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).replace("\n", ",").split(",") if part.strip()]
+
+
+def check_series_values(session: Session, series: MeetingSeries, values: dict) -> dict:
+    """The new settings, typed; Invalid maps each wrong field to what is wrong with it."""
+    problems: dict[str, str] = {}
+    clean: dict = {}
+    for name, value in values.items():
+        if name not in SERIES_FIELDS:
+            problems[name] = f"{name} is not a setting that can be changed here"
+        elif name in NUMBERS:
+            label, low, high = NUMBERS[name]
+            number = _parse_int(value)
+            if number is None or not low <= number <= high:
+                problems[name] = f"{label} must be a whole number from {low} to {high}"
+            else:
+                clean[name] = number
+        elif name in TIMES:
+            parsed = _parse_time(value)
+            if parsed is None:
+                problems[name] = f"{TIMES[name]} must be a time like 13:30"
+            else:
+                clean[name] = parsed
+        elif name in DAYS:
+            day = _parse_int(value)
+            if day is None or not 0 <= day <= 6:
+                problems[name] = f"{DAYS[name]} must be a day of the week"
+            else:
+                clean[name] = day
+        elif name == "location":
+            location = str(value).strip()
+            if not location:
+                problems[name] = "Enter where the meeting is held"
+            elif len(location) > 200:
+                problems[name] = "The location must be 200 characters or fewer"
+            else:
+                clean[name] = location
+        elif name == "quorum_required_agencies":
+            codes = [code.upper() for code in _parse_list(value)]
+            known = set(session.scalars(select(Agency.code).where(Agency.active.is_(True))))
+            unknown = [code for code in codes if code not in known]
+            if unknown:
+                problems[name] = f"No active agency has the code {', '.join(unknown)[:200]}"
+            else:
+                clean[name] = list(dict.fromkeys(codes))
+        else:  # chair_rotation
+            ids = [_parse_int(v) for v in _parse_list(value)]
+            eips = {person.id for person in eip_people(session)}
+            if not ids:
+                problems[name] = "Choose at least one Education Inclusion Partner to chair"
+            elif any(i not in eips for i in ids):
+                problems[name] = "Chairs must be active Education Inclusion Partners"
+            elif len(set(ids)) != len(ids):
+                problems[name] = "Each chair can be in the rotation once"
+            else:
+                clean[name] = ids
+    merged = {
+        "duration_minutes": series.duration_minutes,
+        "capacity_items": series.capacity_items,
+        "item_minutes": series.item_minutes,
+    } | {k: v for k, v in clean.items() if k in ("duration_minutes", "capacity_items", "item_minutes")}
+    needed = merged["capacity_items"] * merged["item_minutes"]
+    if not problems and needed > merged["duration_minutes"]:
+        problems["capacity_items"] = (
+            f"{merged['capacity_items']} items of {merged['item_minutes']} minutes need {needed} minutes, "
+            f"but the meeting lasts {merged['duration_minutes']}"
+        )
+    if problems:
+        raise Invalid(problems)
+    return clean
+
+
+def _shown(value: object) -> object:
+    return value.isoformat() if isinstance(value, time | date) else value
+
+
+def update_series(
+    session: Session, *, series: MeetingSeries, values: dict, now: datetime, actor_id: int | None
+) -> list[Meeting]:
+    """Change series settings. Upcoming meetings follow changed times and deadlines; those still at the
+    series' old start time or place take the new one (a meeting moved on its own keeps its own) and
+    their SEQUENCE goes up when their calendar entry changed. Returns the meetings whose entry changed."""
+    clean = check_series_values(session, series, values)
+    changes = {
+        name: [_shown(getattr(series, name)), _shown(value)]
+        for name, value in clean.items()
+        if getattr(series, name) != value
+    }
+    if not changes:
+        return []
+    old_start, old_location = series.start_time, series.location
+    for name in changes:
+        setattr(series, name, clean[name])
+    updated = []
+    if TIMING_FIELDS & changes.keys():
+        for meeting in series_meetings(session, series.id):
+            if meeting.status not in NOT_STARTED or meeting.starts_at <= now:
+                continue
+            entry = (meeting.starts_at, meeting.ends_at, meeting.location)
+            if meeting.start_time == old_start:
+                meeting.start_time = series.start_time
+            if meeting.location == old_location:
+                meeting.location = series.location
+            apply_times(meeting, series)
+            if (meeting.starts_at, meeting.ends_at, meeting.location) != entry:
+                meeting.sequence += 1
+                updated.append(meeting)
+    session.flush()
+    audit.record(
+        session,
+        now=now,
+        action="series.updated",
+        actor_person_id=actor_id,
+        record_type="meeting_series",
+        record_id=series.id,
+        changes=changes,
+        meetings_updated=[m.id for m in updated],
+    )
+    return updated
+
+
+def find_series(session: Session) -> list[MeetingSeries]:
+    return list(session.scalars(select(MeetingSeries).order_by(MeetingSeries.name)))
+
+
+def get_series(session: Session, name_or_id: str | int) -> MeetingSeries:
+    """A series by id or by exact name (as the CLI takes it)."""
+    text = str(name_or_id).strip()
+    series = session.get(MeetingSeries, int(text)) if text.isdigit() and len(text) < 10 else None
+    series = series or session.scalar(select(MeetingSeries).where(MeetingSeries.name == text[:200]))
+    if series is None:
+        raise NotFound(f"meeting series {text[:200]}")
+    return series
