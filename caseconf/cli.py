@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("file")
         sub.set_defaults(handler=handler)
 
+    _add_planning_commands(command)
+
     web = command("web", cmd_web, "Serve the web application only.")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
@@ -209,6 +211,96 @@ def cmd_directory_export(settings: Settings, args) -> int:
     else:
         Path(args.file).write_text(text, encoding="utf-8")
         print(f"Directory written to {args.file}")
+    return 0
+
+
+# --- term dates and planning meetings -------------------------------------------------------------
+
+
+def _add_planning_commands(command) -> None:
+    terms = command("terms", None, "Term dates: import from a CSV or ICS file, or export as CSV.")
+    terms_commands = terms.add_subparsers(title="terms commands", metavar="ACTION")
+    import_terms = terms_commands.add_parser(
+        "import", help="Check every term in FILE (CSV or ICS) and save them only if all are valid."
+    )
+    import_terms.add_argument("file")
+    import_terms.set_defaults(handler=cmd_terms_import)
+    export_terms = terms_commands.add_parser("export", help="Write the term dates as CSV to standard output.")
+    export_terms.set_defaults(handler=cmd_terms_export)
+
+    plan = command("plan", cmd_plan, "Make the meetings of a series for a term (safe to run again).")
+    plan.add_argument("--series", required=True, help="the series' name or id")
+    which = plan.add_mutually_exclusive_group(required=True)
+    which.add_argument("--term", help="the term's name, e.g. 'Spring 2027'")
+    which.add_argument("--all-terms", action="store_true", help="every term in the term dates")
+
+
+def cmd_terms_import(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.errors import Invalid
+    from meetings.terms import import_terms_file
+
+    path = Path(args.file)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        print(f"Cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with transaction(_factory(settings)) as session:
+            report = import_terms_file(
+                session, filename=path.name, content=content, now=SystemClock().now(), actor_id=None
+            )
+    except Invalid as exc:
+        problems = exc.problems.values() if isinstance(exc.problems, dict) else exc.problems
+        print(f"{path} was not imported. Fix these problems and import it again:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"Imported {path}: {report}")
+    return 0
+
+
+def cmd_terms_export(settings: Settings, args) -> int:
+    from meetings.terms import export_terms_csv
+
+    with _factory(settings)() as session:
+        sys.stdout.write(export_terms_csv(session))
+    return 0
+
+
+def cmd_plan(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock, london_text
+    from caseconf.db import transaction
+    from caseconf.errors import NotFound
+    from meetings.planning import get_series, plan_term
+    from meetings.terms import find_terms, get_term_by_name
+    from notifications.emails import MailContext
+
+    domain = MailContext.from_settings(settings).mail_domain
+    now = SystemClock().now()
+    with transaction(_factory(settings)) as session:
+        try:
+            series = get_series(session, args.series)
+        except NotFound:
+            print(f"There is no meeting series called {args.series!r}.", file=sys.stderr)
+            return 1
+        terms = find_terms(session) if args.all_terms else [get_term_by_name(session, args.term)]
+        if terms == [None]:
+            print(f"There is no term called {args.term!r}: import the term dates first.", file=sys.stderr)
+            return 1
+        made = 0
+        for term in terms:
+            report = plan_term(session, series=series, term=term, now=now, actor_id=None, calendar_domain=domain)
+            for meeting in report.created:
+                chair = meeting.chair.name if meeting.chair else "no chair"
+                print(f"{term.name}: {london_text(meeting.starts_at, '%a %-d %b %Y %H:%M')} chaired by {chair}")
+            made += len(report.created)
+        if not made:
+            print(f"{series.name}: nothing to plan; every meeting is already planned.")
+        else:
+            print(f"{series.name}: {made} meetings planned.")
     return 0
 
 
