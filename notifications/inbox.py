@@ -1,6 +1,7 @@
 """The app mailbox: every message is stored raw, then understood and answered, or kept for a person.
 
-For now it answers status requests from schools: "status VPHC-2026-0042" in the subject or body,
+Calendar replies (iTIP REPLY, from a mail client's Accept/Decline) update the invitation they answer.
+It also answers status requests from schools: "status VPHC-2026-0042" in the subject or body,
 or a reply to any email about a referral. Only a registered contact of the referral's school gets
 the status; anyone else gets the same polite refusal whether or not the reference exists.
 """
@@ -21,7 +22,9 @@ from sqlalchemy.orm import Session
 from agencies.models import Person, Role, RoleGrant
 from meetings.models import Referral, ReferralStatus
 from meetings.referral_rules import LABELS, SCHOOL_TODO
+from notifications.calendar import MalformedCalendar, Reply, parse_reply
 from notifications.emails import MailContext, queue_about_referral, queue_email
+from notifications.invites import apply_calendar_reply
 from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
 
 MAX_RAW_BYTES = 25 * 1024 * 1024
@@ -135,6 +138,7 @@ class InboxReport:
     status_refused: int = 0
     for_a_person: int = 0
     ignored: int = 0
+    rsvps: int = 0
 
 
 def _referral_asked_about(session: Session, message: EmailMessage | None, subject: str, mail_domain: str):
@@ -201,6 +205,9 @@ def _handle(
     report: InboxReport,
 ) -> None:
     message = _parse(inbound.raw)
+    # Calendar replies come first: mail clients may mark them automatic, and they are never answered.
+    if _handle_calendar_reply(session, inbound, message, now=now, report=report):
+        return
     if _is_automatic(message, inbound.sender, own_address):
         inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
         report.ignored += 1
@@ -246,3 +253,64 @@ def _handle(
         )
         inbound.note = "Refused: unknown reference or not a contact of the school"
         report.status_refused += 1
+
+
+CALENDAR_TYPES = frozenset({"text/calendar", "application/ics", "text/x-vcalendar"})
+MAX_CALENDAR_PARTS = 5
+
+
+def _calendar_parts(message: EmailMessage | None) -> list[str]:
+    """The text of each calendar part or .ics attachment (a few at most)."""
+    if message is None:
+        return []
+    found = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        filename = (part.get_filename() or "").lower()
+        if part.get_content_type() not in CALENDAR_TYPES and not filename.endswith(".ics"):
+            continue
+        payload = part.get_payload(decode=True) or b""
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            found.append(payload.decode(charset, errors="replace"))
+        except LookupError:  # an unknown charset name
+            found.append(payload.decode("utf-8", errors="replace"))
+        if len(found) >= MAX_CALENDAR_PARTS:
+            break
+    return found
+
+
+def _handle_calendar_reply(
+    session: Session, inbound: InboundMessage, message: EmailMessage | None, *, now: datetime, report: InboxReport
+) -> bool:
+    """Deal with a message carrying an iTIP REPLY; False when it carries none (other handling follows)."""
+    parts = _calendar_parts(message)
+    if not parts:
+        return False
+    reply: Reply | None = None
+    malformed = False
+    for text in parts:
+        try:
+            reply = parse_reply(text)
+        except MalformedCalendar:
+            malformed = True
+            continue
+        if reply is not None:
+            break
+    if reply is None:
+        if not malformed:
+            return False  # an invitation forwarded to us, say: not a reply
+        inbound.kind = InboundKind.rsvp
+        inbound.status, inbound.note = InboundStatus.needs_human, "Calendar attachment could not be read"
+        report.for_a_person += 1
+        return True
+    inbound.kind = InboundKind.rsvp
+    outcome = apply_calendar_reply(session, reply=reply, sender=inbound.sender, now=now)
+    inbound.status = InboundStatus.applied if outcome.applied else InboundStatus.needs_human
+    inbound.note = outcome.note[:500]
+    if outcome.applied:
+        report.rsvps += 1
+    else:
+        report.for_a_person += 1
+    return True
