@@ -10,17 +10,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from caseconf.db import transaction
 from caseconf.settings import Settings
+from meetings.documents import document_path
+from meetings.models import Document
 from notifications.models import OutboundMessage, OutboundStatus
 from notifications.smtp import SendResult, SmtpConnection
 
@@ -50,7 +53,31 @@ class Sender:
     name: str
 
 
-def build_email(message: OutboundMessage, sender: Sender) -> EmailMessage:
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def read_attachments(session: Session, message: OutboundMessage, storage_dir: Path | None) -> list[Attachment]:
+    """The stored documents a message carries; raises (so that message fails) if one cannot be read."""
+    found = []
+    for entry in message.attachments or []:
+        if storage_dir is None:
+            raise ValueError("attachments need the documents storage directory")
+        document = session.get(Document, int(entry["document_id"]))
+        if document is None:
+            raise ValueError(f"attachment document {entry['document_id']} no longer exists")
+        try:
+            data = document_path(storage_dir, document).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"attachment {entry.get('filename')!r} cannot be read: {exc.strerror}") from exc
+        found.append(Attachment(entry.get("filename") or document.original_filename, document.content_type, data))
+    return found
+
+
+def build_email(message: OutboundMessage, sender: Sender, attachments: Sequence[Attachment] = ()) -> EmailMessage:
     email = EmailMessage()
     email["From"] = formataddr((sender.name, sender.address))
     email["To"] = message.recipient
@@ -70,6 +97,9 @@ def build_email(message: OutboundMessage, sender: Sender) -> EmailMessage:
     if message.ics:
         # The calendar part comes last and its method= matches the METHOD inside (Outlook insists).
         email.add_alternative(message.ics, subtype="calendar", params={"method": message.ics_method or "REQUEST"})
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return email
 
 
@@ -171,6 +201,7 @@ def deliver_due(
     max_attempts: int = 8,
     backoff: timedelta = timedelta(seconds=30),
     limit: int = 100,
+    storage_dir: Path | None = None,
 ) -> DeliveryReport:
     """One delivery pass over what is due now."""
     report = DeliveryReport()
@@ -202,7 +233,7 @@ def deliver_due(
             with transaction(factory) as session:
                 message = session.get(OutboundMessage, message_id)
                 try:
-                    email = build_email(message, sender)
+                    email = build_email(message, sender, read_attachments(session, message, storage_dir))
                 except Exception as exc:  # a message that cannot be built will never send
                     email, built = None, SendResult(ok=False, permanent=True, error=f"cannot be built: {exc}")
             if email is None:
@@ -229,4 +260,5 @@ def deliver_pending(
         max_attempts=settings.outbox_max_attempts,
         backoff=timedelta(seconds=settings.outbox_backoff_seconds),
         limit=limit,
+        storage_dir=settings.documents_dir,
     )
