@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -163,7 +163,7 @@ def build_feed(
     calendar = _calendar("PUBLISH")
     calendar.add("x-wr-calname", _clean(calendar_name))
     calendar.add("x-wr-timezone", "Europe/London")
-    calendar.add("refresh-interval", "PT1H", parameters={"VALUE": "DURATION"})
+    calendar.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
     days = []
     for meeting in meetings:
         cancelled = meeting.status == MeetingStatus.cancelled
