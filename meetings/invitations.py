@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -292,3 +294,32 @@ def feed_meetings(session: Session, *, person_id: int, now: datetime, days_back:
             .order_by(Meeting.starts_at)
         )
     )
+
+
+def _feed_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def replace_feed_token(session: Session, *, person: Person, now: datetime) -> str:
+    """A new secret for the person's calendar feed; any earlier feed address stops working."""
+    token = secrets.token_urlsafe(32)
+    replaced = person.calendar_feed_token_hash is not None
+    person.calendar_feed_token_hash = _feed_hash(token)
+    audit.record(
+        session,
+        now=now,
+        action="calendar_feed.replaced" if replaced else "calendar_feed.created",
+        actor_person_id=person.id,
+        actor_label=person.email,
+        record_type="person",
+        record_id=person.id,
+    )
+    return token
+
+
+def person_for_feed_token(session: Session, token: str) -> Person | None:
+    """The person whose feed this is; only the token's SHA-256 is stored, so a lookup is by hash."""
+    if not token or len(token) > 100:
+        return None
+    person = session.scalar(select(Person).where(Person.calendar_feed_token_hash == _feed_hash(token)))
+    return person if person is not None and person.active else None
