@@ -25,6 +25,7 @@ from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
 from web.routers import admin, api, auth, documents, health, home, outbox, school, triage
 from web.routers.invitations import router as invitations_router
+from web.routers.meetings import router as meetings_router
 from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
 
 log = logging.getLogger("caseconf.web")
@@ -114,6 +115,7 @@ def create_app(
         api.router,
     ):
         app.include_router(router, include_in_schema=router is api.router)
+    app.include_router(meetings_router, include_in_schema=False)
     app.include_router(invitations_router, include_in_schema=False)
     if settings.uses_mail_catcher:
         app.include_router(outbox.router, include_in_schema=False)
