@@ -389,7 +389,7 @@ TIMING_FIELDS = frozenset(
 )
 
 
-def _parse_time(value: object) -> time | None:
+def parse_time(value: object) -> time | None:
     if isinstance(value, time):
         return value
     text = str(value).strip().lower().replace(".", ":")
@@ -429,7 +429,7 @@ def check_series_values(session: Session, series: MeetingSeries, values: dict) -
             else:
                 clean[name] = number
         elif name in TIMES:
-            parsed = _parse_time(value)
+            parsed = parse_time(value)
             if parsed is None:
                 problems[name] = f"{TIMES[name]} must be a time like 13:30"
             else:

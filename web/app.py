@@ -23,7 +23,7 @@ from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
-from web.routers import admin, api, auth, documents, health, home, outbox, school, triage
+from web.routers import admin, api, auth, documents, health, home, meeting_admin, outbox, school, triage
 from web.routers.invitations import router as invitations_router
 from web.routers.meetings import router as meetings_router
 from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
@@ -111,6 +111,7 @@ def create_app(
         admin.router,
         school.router,
         triage.router,
+        meeting_admin.router,
         documents.router,
         api.router,
     ):
