@@ -1,0 +1,61 @@
+"""The clinic coordinator moves a meeting in a real browser, with accessibility checks on each page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from caseconf.clock import FixedClock
+from meetings.demo import COORDINATOR
+from tests.web.conftest import shot
+from tests.web.test_triage_browser import sign_in_by_email
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def clock():
+    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+
+
+def test_coordinator_moves_a_meeting(server, page, settings, session_factory, clock):
+    sign_in_by_email(page, server, settings, session_factory, clock, COORDINATOR)
+    page.goto(f"{server}/admin/series")
+    page.get_by_role("heading", name="Meeting series").wait_for()
+    shot(page, "admin-series")
+    page.get_by_role("link", name="Kestrelford Vulnerable Pupil Hot Clinic").click()
+    page.get_by_role("heading", name="Settings").wait_for()
+    shot(page, "admin-series-detail")
+    page.get_by_role("link", name="Thu 10 Dec 2026, 13:30").click()
+    page.get_by_role("heading", name="Thursday 10 December 2026").wait_for()
+
+    page.get_by_label("Day").fill("12")  # a Saturday
+    page.get_by_label("Start time").fill("10:00")
+    page.get_by_role("button", name="Move the meeting").click()
+    summary = page.locator(".govuk-error-summary")
+    summary.wait_for()
+    assert "weekend or bank holiday" in summary.inner_text()
+    assert "Enter why the meeting is moving" in summary.inner_text()
+    assert page.get_by_label("Start time").input_value() == "10:00"  # kept
+    shot(page, "admin-meeting-move-errors")
+    summary.get_by_role("link", name="weekend or bank holiday", exact=False).click()
+    assert page.evaluate("document.activeElement.id") == "new_date-day"
+
+    page.get_by_label("Day").fill("9")
+    page.get_by_label("Why it is moving").fill("The committee room is booked for a council meeting")
+    page.get_by_role("button", name="Move the meeting").click()
+    banner = page.locator(".govuk-notification-banner")
+    banner.wait_for()
+    assert "The meeting has been moved" in banner.inner_text()
+    page.get_by_role("heading", name="Wednesday 9 December 2026").wait_for()
+    assert "10:00 to 12:00" in page.locator(".govuk-summary-list").inner_text()
+    assert "Calendar version" in page.locator(".govuk-summary-list").inner_text()
+    shot(page, "admin-meeting-moved")
+
+    page.get_by_role("link", name="Cancel this meeting").click()
+    page.get_by_role("heading", name="Are you sure you want to cancel").wait_for()
+    shot(page, "admin-meeting-cancel")
+    page.goto(f"{server}/admin/terms")
+    page.get_by_role("heading", name="Term dates", exact=True).wait_for()
+    shot(page, "admin-terms")
