@@ -10,6 +10,7 @@ whose consent was withdrawn, are left out of every pack.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -126,11 +127,17 @@ def _words(value) -> str:
         return ", ".join(f"{_label(k)}: {_words(v)}" for k, v in value.items() if v not in (None, "", []))
     if isinstance(value, list):
         return "; ".join(_words(v) for v in value)
+    if isinstance(value, str) and re.fullmatch(r"[a-z]+(_[a-z]+)+", value):
+        return value.replace("_", " ")  # a code from a list, such as serious_youth_violence
     return "" if value is None else str(value)
 
 
+LABELS = {"camhs_history": "CAMHS history", "semh": "SEMH presentation"}
+SEN_WORDS = {"none": "None", "sen_support": "SEN support", "ehcp": "EHCP"}
+
+
 def _label(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+    return LABELS.get(key, key.replace("_", " ").capitalize())
 
 
 def facts(section: dict) -> list[tuple[str, str]]:
@@ -190,6 +197,7 @@ def _render(
             age_on=_age_on,
             facts=facts,
             consent=_consent,
+            sen_words=SEN_WORDS,
             rsvp_words=RSVP_WORDS,
             role_words=ROLE_WORDS,
         )
