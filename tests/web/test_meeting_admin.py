@@ -61,6 +61,7 @@ def test_the_coordinator_sees_the_series_and_its_meetings_in_london_time(client,
     assert "Autumn 2026" in page.text and "Plan meetings for Autumn 2026" in page.text
     assert "Plan meetings for Spring 2027" in page.text
     assert "Minutes circulated" in page.text  # the demo's held meetings
+    assert "Not recorded as held" in page.text  # past demo meetings left planned
 
 
 def test_admins_may_too_and_the_admin_page_links_here(client, session_factory, demo):
