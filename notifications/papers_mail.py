@@ -79,7 +79,9 @@ def freeze_meeting(session: Session, meeting_id: int, *, now: datetime, mail: Ma
     return result
 
 
-def queue_item_moved(session: Session, *, moved: agenda.MovedItem, now: datetime, mail: MailContext) -> int:
+def queue_item_moved(
+    session: Session, *, moved: agenda.MovedItem, now: datetime, mail: MailContext, agenda_full: bool = True
+) -> int:
     """The reference and the new clinic date only, to the school contacts and the area's EIPs."""
     referral = moved.new_item.referral
     clinic = london_text(moved.meeting.starts_at, CLINIC_DATE)
@@ -96,6 +98,7 @@ def queue_item_moved(session: Session, *, moved: agenda.MovedItem, now: datetime
             recipient=recipient,
             link=link,
             clinic=clinic,
+            agenda_full=agenda_full,
         )
     return len(dict(recipients))
 

@@ -272,6 +272,7 @@ def test_overflow_moves_the_lowest_priority_items_and_tells_school_and_eip_once(
         "eip.north@kestrelford.example.org",
     }
     for notice in notices:
+        assert "agenda was full, so referral" in notice.body_text
         assert "Thursday 10 December 2026 at 1:30pm" in notice.body_text
         assert notice.subject.startswith("Referral VPHC-2026-")
         for name in ("Juniper", "Ottilie", "Quillfeather"):

@@ -17,6 +17,7 @@ from meetings import agenda
 from meetings.demo import COORDINATOR, load_demo
 from meetings.models import AgendaItem, Invitation, Meeting, MeetingStatus, Referral
 from notifications.emails import MailContext
+from notifications.models import OutboundMessage
 from notifications.papers_mail import circulate_papers, freeze_meeting
 from tests.factories import make_submitted_referral
 from tests.web.conftest import csrf_from, sign_in
@@ -169,6 +170,13 @@ def test_coordinator_adds_moves_and_removes_items(client, session_factory, sessi
     assert listed(session, demo) == [kofi]
     next_meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == CLINIC + timedelta(days=7)))
     assert listed(session, next_meeting.id) == [reference]
+    notices = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "agenda_item_moved")).all()
+    assert notices and {"dsl@alderbrook.example.org", "eip.north@kestrelford.example.org"} <= {
+        n.recipient for n in notices
+    }
+    for notice in notices:
+        assert "coordinator has moved referral " + reference in notice.body_text
+        assert "Thursday 10 December 2026" in notice.body_text and "Juniper" not in notice.body_text
 
     # Without the CSRF token nothing happens.
     kofi_item = session.scalar(select(AgendaItem).where(AgendaItem.meeting_id == demo))

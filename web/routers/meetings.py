@@ -16,7 +16,8 @@ from meetings import agenda, papers
 from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral, invitation_for, require
 from meetings.documents import document_path
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Referral
-from web.deps import DbSession, SignedIn, client_ip, now_of, render, settings_of
+from notifications.papers_mail import queue_item_moved
+from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render, settings_of
 from web.routers.documents import content_disposition
 
 router = APIRouter(prefix="/meetings")
@@ -152,6 +153,8 @@ def remove_item(
             actor_id=viewer.person_id,
             to_next_meeting=to == "next",
         )
+        if moved:
+            queue_item_moved(session, moved=moved, now=now_of(request), mail=mail_context(request), agenda_full=False)
         return "deferred" if moved else "removed"
 
     return _edit(request, session, viewer, meeting_id, change, {f"to-{item_id}": to})
