@@ -102,6 +102,24 @@ def _parser() -> argparse.ArgumentParser:
     command("mail-catcher", cmd_mail_catcher, "Run the built-in mail catcher only.")
     command("serve-flows", cmd_serve_flows, "Serve the scheduled flows against the Prefect server in PREFECT_API_URL.")
     command("deliver", cmd_deliver, "Deliver due email from the outbox once, now.")
+    simulate = command(
+        "simulate",
+        cmd_simulate,
+        "Rehearse the schedule: move a simulated clock through the weeks, running every sweep that would fire.",
+    )
+    simulate.add_argument("--from", dest="start", required=True, type=_iso_date, help="first day, e.g. 2026-11-23")
+    simulate.add_argument("--weeks", type=int, default=2, help="how many weeks (1 to 13; default 2)")
+    simulate.add_argument(
+        "--absent",
+        action="append",
+        default=None,
+        metavar="EMAIL",
+        help="an invitee who declines every meeting in the second week (repeatable; default: the members of the"
+        " agencies each series' quorum requires, to rehearse a quorum alert; --absent none for nobody)",
+    )
+    simulate.add_argument(
+        "--send-real-mail", action="store_true", help="allow sending through CASECONF_SMTP_URL (a real mail server)"
+    )
 
     api_token = command("api-token", None, "Tokens for the JSON API; each acts as one person, with their roles.")
     api_token_commands = api_token.add_subparsers(title="api-token commands", metavar="ACTION")
@@ -387,6 +405,49 @@ def cmd_deliver(settings: Settings, args) -> int:
     return 0
 
 
+def _iso_date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
+
+
+def cmd_simulate(settings: Settings, args) -> int:
+    from caseconf import up
+    from notifications.catcher import start_catcher
+
+    if not 1 <= args.weeks <= 13:
+        print("--weeks must be between 1 and 13 (a term at most).", file=sys.stderr)
+        return 2
+    if settings.smtp_url and not args.send_real_mail:
+        print(
+            "CASECONF_SMTP_URL is set, so a rehearsal would email real people. Unset it to use the mail catcher,"
+            " or add --send-real-mail if that server is a test one.",
+            file=sys.stderr,
+        )
+        return 2
+    catcher = None
+    if not settings.smtp_url and up.port_free(settings.catcher_host, settings.catcher_port):
+        catcher = start_catcher(settings.maildir, settings.catcher_host, settings.catcher_port)
+    if not os.environ.get("PREFECT_API_URL") and not up.port_free("127.0.0.1", settings.prefect_port):
+        # caseconf up's scheduler is running: use it, so the rehearsal's runs show in its UI too.
+        configure_prefect(settings, api_url=f"http://127.0.0.1:{settings.prefect_port}/api")
+    try:
+        from flows.simulate import simulate
+
+        absent = None if args.absent is None else tuple(a for a in args.absent if a.lower() != "none")
+        totals = simulate(args.start, args.weeks, absent=absent)
+    finally:
+        if catcher is not None:
+            catcher.stop()
+    print("\nIn all: " + ", ".join(f"{n} {what}" for what, n in sorted(totals.items())))
+    where = "the mail catcher (/outbox on the web app)" if not settings.smtp_url else "the SMTP server"
+    print(f"Emails went to {where}; meetings, agendas and replies are on the meeting pages.")
+    return 0
+
+
 API_TOKEN_ACTOR = "caseconf api-token (command line)"
 
 
@@ -459,8 +520,16 @@ def cmd_up(settings: Settings, args) -> int:
 
 
 # Commands that read or write the directory or the outbox refuse an unmigrated database.
-NEEDS_SCHEMA = {cmd_demo, cmd_directory_import, cmd_directory_export, cmd_deliver, cmd_web, cmd_inbox_listener}
-NEEDS_SCHEMA |= {cmd_api_token_create, cmd_api_token_revoke, cmd_api_token_list}
+NEEDS_SCHEMA = {
+    cmd_simulate,
+    cmd_demo,
+    cmd_directory_import,
+    cmd_directory_export,
+    cmd_deliver,
+    cmd_web,
+    cmd_inbox_listener,
+}
+NEEDS_SCHEMA |= {cmd_api_token_create, cmd_api_token_revoke, cmd_api_token_list, cmd_simulate}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,14 @@
-"""The schedules, in Europe/London wall-clock time, and serving them."""
+"""The schedules, in Europe/London wall-clock time, and serving them. `caseconf simulate` reads the same
+table, so a rehearsal fires exactly what production would."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from prefect import serve
 from prefect.schedules import Cron
 
+from flows import clinic
 from flows.delivery import deliver_outbox
 from flows.mailbox import read_inbox, weekly_digest
 from flows.triggers import DELIVER_OUTBOX
@@ -12,25 +16,71 @@ from flows.triggers import DELIVER_OUTBOX
 TIMEZONE = "Europe/London"
 
 
+@dataclass(frozen=True)
+class Scheduled:
+    flow: object
+    name: str
+    cron: str
+    description: str
+    concurrency_limit: int | None = 1  # one run at a time; a run started meanwhile waits its turn
+
+
+SCHEDULED = (
+    Scheduled(
+        clinic.freeze_agendas,
+        "freeze-agendas",
+        "*/15 * * * *",
+        "Close each agenda at its referral cut-off; items over capacity move to the next clinic.",
+    ),
+    Scheduled(
+        clinic.circulate_papers,
+        "circulate-papers",
+        "*/15 * * * *",
+        "Build and send the papers when due, and again after an agenda change.",
+    ),
+    Scheduled(
+        clinic.send_invitations,
+        "send-invitations",
+        "*/15 * * * *",
+        "Calendar invitations, updates and cancellations for the coming weeks' meetings.",
+    ),
+    Scheduled(
+        clinic.check_quorum,
+        "check-quorum",
+        "*/15 * * * *",
+        "The working day before a meeting: alert the chair when the replies do not make a quorum.",
+    ),
+    Scheduled(
+        deliver_outbox,
+        DELIVER_OUTBOX.split("/")[1],
+        "* * * * *",
+        "Send queued email; temporary failures are retried with backoff.",
+    ),
+    Scheduled(
+        read_inbox,
+        "read-inbox",
+        "* * * * *",
+        "RSVPs and status requests from the app mailbox; anything else is kept for a person.",
+    ),
+    Scheduled(
+        weekly_digest,
+        "weekly-digest",
+        "0 7 * * 1",
+        "Monday 07:00: each school's open referrals and what each is waiting for.",
+        concurrency_limit=None,
+    ),
+)
+
+
 def deployments() -> list:
     return [
-        deliver_outbox.to_deployment(
-            name=DELIVER_OUTBOX.split("/")[1],
-            schedules=[Cron("* * * * *", timezone=TIMEZONE)],
-            concurrency_limit=1,  # one delivery at a time; a run started meanwhile waits its turn
-            description="Send queued email; temporary failures are retried with backoff.",
-        ),
-        read_inbox.to_deployment(
-            name="read-inbox",
-            schedules=[Cron("* * * * *", timezone=TIMEZONE)],
-            concurrency_limit=1,
-            description="Answer status requests from schools; keep anything else for a person.",
-        ),
-        weekly_digest.to_deployment(
-            name="weekly-digest",
-            schedules=[Cron("0 7 * * 1", timezone=TIMEZONE)],
-            description="Monday 07:00: each school's open referrals and what each is waiting for.",
-        ),
+        entry.flow.to_deployment(
+            name=entry.name,
+            schedules=[Cron(entry.cron, timezone=TIMEZONE)],
+            concurrency_limit=entry.concurrency_limit,
+            description=entry.description,
+        )
+        for entry in SCHEDULED
     ]
 
 

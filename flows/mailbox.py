@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from caseconf.clock import FixedClock, SystemClock
@@ -13,7 +13,18 @@ from caseconf.db import transaction
 from flows.context import run_context
 from notifications.digests import queue_weekly_digests
 from notifications.emails import MailContext
+from notifications.imap import ImapProblem, keep_in_inbox, poll_imap
 from notifications.inbox import process_inbox
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def fetch_imap(now: datetime | None) -> int:
+    """Bring what waits in the app mailbox's IMAP folder into the inbox, each message in its own commit."""
+    clock = FixedClock(now) if now else SystemClock()
+    with run_context() as ctx:
+        if not ctx.settings.imap_url:
+            return 0
+        return poll_imap(ctx.settings.imap_url, keep_in_inbox(ctx.session_factory, clock.now))
 
 
 @task(retries=3, retry_delay_seconds=[5, 20, 60], cache_policy=NO_CACHE)
@@ -28,8 +39,14 @@ def answer_inbox(now: datetime | None) -> dict:
 
 @flow(name="read-inbox")
 def read_inbox(now: datetime | None = None) -> dict:
-    """Answer status requests and set aside what needs a person; replies go out through the outbox."""
-    return answer_inbox(now)
+    """Apply RSVPs, answer status requests and set aside what needs a person (replies go out through the
+    outbox). With CASECONF_IMAP_URL set, the IMAP folder is fetched first; otherwise mail arrives by SMTP."""
+    try:
+        fetched = fetch_imap(now)
+    except ImapProblem as problem:  # what has already arrived is still dealt with; the next run tries again
+        get_run_logger().warning("Could not read the IMAP mailbox: %s", problem)
+        fetched = 0
+    return {"fetched_by_imap": fetched, **answer_inbox(now)}
 
 
 @task(retries=3, retry_delay_seconds=[5, 20, 60], cache_policy=NO_CACHE)

@@ -80,9 +80,10 @@ def freeze_meeting(session: Session, meeting_id: int, *, now: datetime, mail: Ma
 
 
 def queue_item_moved(
-    session: Session, *, moved: agenda.MovedItem, now: datetime, mail: MailContext, agenda_full: bool = True
+    session: Session, *, moved: agenda.MovedItem, now: datetime, mail: MailContext, why: str = "agenda_full"
 ) -> int:
-    """The reference and the new clinic date only, to the school contacts and the area's EIPs."""
+    """The reference and the new clinic date only, to the school contacts and the area's EIPs.
+    `why`: "agenda_full", "coordinator" (moved by hand) or "cancelled" (its clinic was called off)."""
     referral = moved.new_item.referral
     clinic = london_text(moved.meeting.starts_at, CLINIC_DATE)
     recipients = [(address, f"/referrals/{referral.id}") for address in school_recipients(referral)]
@@ -98,7 +99,7 @@ def queue_item_moved(
             recipient=recipient,
             link=link,
             clinic=clinic,
-            agenda_full=agenda_full,
+            why=why,
         )
     return len(dict(recipients))
 

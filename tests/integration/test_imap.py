@@ -27,7 +27,7 @@ USER, PASSWORD = "clinic", "s3cret pass"
 def imap_server():
     """A Dovecot serving one passwd-file user on 127.0.0.1, plain IMAP, for this test only."""
     if not Path(DOVECOT).exists():
-        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
+        pytest.fail("Dovecot is not installed: scripts/test installs it (apt-get install dovecot-imapd)")
     port = free_port()
     # Not under pytest's tmp dir: that is private to us, and Dovecot's own users must read the config.
     root = Path(tempfile.mkdtemp(prefix="caseconf-dovecot-"))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from caseconf.db import transaction
 from meetings.demo import COORDINATOR, SERIES_NAME, load_demo
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingSeries, MeetingStatus, Term
+from notifications.models import OutboundMessage
 from tests.web.conftest import csrf_from, sign_in
 
 EIP_EAST = "eip.east@kestrelford.example.org"
@@ -180,6 +181,14 @@ def test_cancelling_asks_first_needs_a_reason_and_carries_the_agenda(client, ses
     assert meeting.status == MeetingStatus.cancelled and meeting.sequence == 1
     carried = session.scalars(select(AgendaItem).where(AgendaItem.carried_from_id == listed[0].id)).one()
     assert carried.meeting_id == demo["meetings"][date(2026, 12, 10)]
+    # The school and the area's EIP are told where the referral went (reference and date only).
+    notices = session.scalars(
+        select(OutboundMessage).where(OutboundMessage.idempotency_key.like(f"item-moved:{carried.id}:%"))
+    ).all()
+    assert notices and all("cancelled" in n.body_text and "10 December 2026" in n.body_text for n in notices)
+    assert carried.referral.school.safeguarding_email in {n.recipient for n in notices}
+    child = carried.referral.child
+    assert all(child.legal_first_name not in n.body_text + n.subject for n in notices)
 
 
 def test_changing_the_chair_offers_only_eips(client, session_factory, session, demo):

@@ -15,7 +15,9 @@ from caseconf.clock import london_text, london_today
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import planning, terms
 from meetings.access import Principal, require
-from meetings.models import AgendaItemStatus, Meeting, MeetingSeries
+from meetings.agenda import MovedItem
+from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingSeries
+from notifications.papers_mail import queue_item_moved
 from web.deps import DbSession, SignedIn, mail_context, now_of, render
 
 router = APIRouter(prefix="/admin")
@@ -392,6 +394,9 @@ def cancel(request: Request, session: DbSession, viewer: SignedIn, meeting_id: i
             carried = planning.cancel_meeting(
                 session, meeting=meeting, reason=reason, now=now_of(request), actor_id=viewer.person_id
             )
+            for item in carried:
+                moved = MovedItem(session.get(AgendaItem, item.carried_from_id), item, item.meeting)
+                queue_item_moved(session, moved=moved, now=now_of(request), mail=mail_context(request), why="cancelled")
             count = len(carried)
     except (Invalid, Conflict) as exc:
         session.rollback()

@@ -154,7 +154,7 @@ def remove_item(
             to_next_meeting=to == "next",
         )
         if moved:
-            queue_item_moved(session, moved=moved, now=now_of(request), mail=mail_context(request), agenda_full=False)
+            queue_item_moved(session, moved=moved, now=now_of(request), mail=mail_context(request), why="coordinator")
         return "deferred" if moved else "removed"
 
     return _edit(request, session, viewer, meeting_id, change, {f"to-{item_id}": to})

@@ -1,0 +1,135 @@
+"""The weekly clinic cycle as sweeps: each asks "which meetings are due now?" and deals with each
+meeting in a transaction of its own, so a run that is repeated, late or cut short does each thing once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session
+
+from caseconf.clock import FixedClock, SystemClock
+from caseconf.db import transaction
+from flows.context import RunContext, run_context
+from notifications import invites, papers_mail
+from notifications.emails import MailContext
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What is due now, and how to deal with one meeting. The two halves run in separate transactions."""
+
+    name: str
+    due: Callable[..., list[int]]
+    step: Callable[[Session, int, datetime, RunContext], Any]
+
+
+def _freeze(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    return papers_mail.freeze_meeting(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+
+
+def _papers(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    return papers_mail.circulate_papers(
+        session,
+        meeting_id,
+        now=now,
+        mail=MailContext.from_settings(ctx.settings),
+        storage_dir=ctx.settings.documents_dir,
+    )
+
+
+def _invite(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    return invites.send_invitations(
+        session,
+        meeting_id,
+        now=now,
+        mail=MailContext.from_settings(ctx.settings),
+        organizer_name=ctx.settings.mail_from_name,
+        organizer_email=ctx.settings.mail_from,
+    )
+
+
+def _quorum(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    return invites.check_quorum(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+
+
+# In the order they should run when several fall due at once: an agenda is frozen before its papers go.
+SWEEPS = {
+    sweep.name: sweep
+    for sweep in (
+        Sweep("freeze-agendas", papers_mail.meetings_due_freeze, _freeze),
+        Sweep("circulate-papers", papers_mail.meetings_due_papers, _papers),
+        Sweep("send-invitations", invites.meetings_due_invitations, _invite),
+        Sweep("check-quorum", invites.meetings_due_quorum_check, _quorum),
+    )
+}
+
+
+def due_now(name: str, now: datetime) -> list[int]:
+    """The meetings a sweep would deal with at `now` (its first half, also used by the simulator)."""
+    with run_context() as ctx, transaction(ctx.session_factory) as session:
+        return SWEEPS[name].due(session, now=now)
+
+
+def _summary(result: Any) -> Any:
+    """A result as plain numbers and words, for the run's record (never the ORM objects inside it)."""
+    if not is_dataclass(result) or isinstance(result, type):
+        return result
+    summary = {}
+    for item in fields(result):
+        value = getattr(result, item.name)
+        if isinstance(value, list):
+            summary[item.name] = len(value)
+        elif isinstance(value, int | str | bool) or value is None:
+            summary[item.name] = value
+    return summary
+
+
+@task(retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE, task_run_name="{name}-meeting-{meeting_id}")
+def sweep_meeting(name: str, meeting_id: int, now: datetime) -> Any:
+    # Each meeting commits on its own: one that fails is retried without holding up or repeating the rest.
+    with run_context() as ctx, transaction(ctx.session_factory) as session:
+        return _summary(SWEEPS[name].step(session, meeting_id, now, ctx))
+
+
+def run_sweep(name: str, now: datetime | None) -> dict[str, Any]:
+    moment = (FixedClock(now) if now else SystemClock()).now()
+    results = {meeting_id: sweep_meeting(name, meeting_id, moment) for meeting_id in due_now(name, moment)}
+    return {"sweep": name, "at": moment.isoformat(), "meetings": results}
+
+
+@flow(name="freeze-agendas")
+def freeze_agendas(now: datetime | None = None) -> dict[str, Any]:
+    """Close each agenda at its referral cut-off; items over capacity move to the next clinic."""
+    return run_sweep("freeze-agendas", now)
+
+
+@flow(name="circulate-papers")
+def circulate_papers(now: datetime | None = None) -> dict[str, Any]:
+    """Build the papers packs and tell each invitee, when due; again after an agenda change."""
+    return run_sweep("circulate-papers", now)
+
+
+@flow(name="send-invitations")
+def send_invitations(now: datetime | None = None) -> dict[str, Any]:
+    """Calendar invitations, updates and cancellations for meetings coming up."""
+    return run_sweep("send-invitations", now)
+
+
+@flow(name="check-quorum")
+def check_quorum(now: datetime | None = None) -> dict[str, Any]:
+    """The working day before: alert the chair and coordinator when the replies do not make a quorum."""
+    return run_sweep("check-quorum", now)
+
+
+FLOWS = {
+    "freeze-agendas": freeze_agendas,
+    "circulate-papers": circulate_papers,
+    "send-invitations": send_invitations,
+    "check-quorum": check_quorum,
+}
