@@ -7,7 +7,7 @@ connection, all to an SMTP server on loopback, in the same run.
 
 Sizing, as issue 4 puts it: series x referrals x reps messages. Each series meets for case discussions of
 two referrals a meeting (referrals / 2 meetings), every meeting has `reps` invitees, and each invitee gets
-an invitation (text, HTML and an iCalendar REQUEST with a Europe/London VTIMEZONE) and a papers email
+an invitation (text, HTML and the product's iCalendar REQUEST with its Europe/London VTIMEZONE) and a papers email
 (text and HTML with the agenda's references and a portal link). No child's details anywhere.
 
 Delivery is measured twice over the same rows: through the Prefect flow `deliver-outbox` run for real
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import secrets
 import socket
@@ -107,58 +108,27 @@ class Results:
 # --- the messages -------------------------------------------------------------------------------------
 
 
-def london_vtimezone():
-    """Europe/London as calendar clients expect it: one STANDARD and one DAYLIGHT rule (about 0.4 KB)."""
-    from icalendar import Timezone, TimezoneDaylight, TimezoneStandard
-
-    timezone = Timezone()
-    timezone.add("TZID", "Europe/London")
-    daylight = TimezoneDaylight()
-    # Onsets are local wall-clock times, without a zone (RFC 5545 3.6.5).
-    daylight.add("DTSTART", datetime(1970, 3, 29, 1, 0))  # noqa: DTZ001
-    daylight.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": 3, "BYDAY": "-1SU"})
-    daylight.add("TZOFFSETFROM", timedelta(0))
-    daylight.add("TZOFFSETTO", timedelta(hours=1))
-    daylight.add("TZNAME", "BST")
-    standard = TimezoneStandard()
-    standard.add("DTSTART", datetime(1970, 10, 25, 2, 0))  # noqa: DTZ001
-    standard.add("RRULE", {"FREQ": "YEARLY", "BYMONTH": 10, "BYDAY": "-1SU"})
-    standard.add("TZOFFSETFROM", timedelta(hours=1))
-    standard.add("TZOFFSETTO", timedelta(0))
-    standard.add("TZNAME", "GMT")
-    timezone.add_component(daylight)
-    timezone.add_component(standard)
-    return timezone
-
-
 def invitation_ics(
     *, meeting: int, title: str, starts: datetime, location: str, link: str, attendee: str, name: str, now: datetime
 ) -> str:
-    from icalendar import Calendar, Event, vCalAddress
+    """The product's own iTIP REQUEST (notifications.calendar), built from unsaved rows."""
+    from agencies.models import Person
+    from meetings.models import Invitation, InviteeRole, Meeting, MeetingSeries
+    from notifications.calendar import build_request
 
-    calendar = Calendar()
-    calendar.add("PRODID", "-//Kestrelford Borough Council//caseconf//EN")
-    calendar.add("VERSION", "2.0")
-    calendar.add("METHOD", "REQUEST")
-    calendar.add_component(london_vtimezone())
-    event = Event()
-    event.add("UID", f"meeting-{meeting}@{MAIL_DOMAIN}")
-    event.add("SEQUENCE", 0)
-    event.add("DTSTAMP", now)
-    event.add("DTSTART", starts)
-    event.add("DTEND", starts + timedelta(hours=2))
-    event.add("SUMMARY", title)
-    event.add("LOCATION", location)
-    event.add("DESCRIPTION", f"Agenda, papers and replies: {link}\nThe papers are on the portal only.")
-    event.add("STATUS", "CONFIRMED")
-    organizer = vCalAddress(f"mailto:{SENDER_ADDRESS}")
-    organizer.params["CN"] = SENDER_NAME
-    event.add("ORGANIZER", organizer)
-    invitee = vCalAddress(f"mailto:{attendee}")
-    invitee.params.update({"CN": name, "ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "TRUE"})
-    event.add("ATTENDEE", invitee)
-    calendar.add_component(event)
-    return calendar.to_ical().decode()
+    occasion = Meeting(
+        calendar_uid=f"meeting-{meeting}@{MAIL_DOMAIN}",
+        sequence=0,
+        meeting_date=starts.date(),
+        starts_at=starts.astimezone(UTC),
+        ends_at=(starts + timedelta(hours=2)).astimezone(UTC),
+        location=location,
+        series=MeetingSeries(name=title),
+    )
+    invitation = Invitation(person=Person(email=attendee, name=name), role=InviteeRole.member)
+    return build_request(
+        occasion, invitation, organizer_email=SENDER_ADDRESS, organizer_name=SENDER_NAME, portal_url=link, now=now
+    )
 
 
 def html_page(*paragraphs: str) -> str:
@@ -282,6 +252,48 @@ class CountingHandler:
         return seen, size
 
 
+def _serve(port: int, commands) -> None:
+    """The server process: counts what arrives and hands the counts over on request."""
+    from aiosmtpd.controller import Controller
+
+    handler = CountingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    commands.send("ready")
+    try:
+        while commands.recv() == "take":
+            commands.send(handler.take())
+    finally:
+        controller.stop()
+
+
+class CountingServer:
+    """An aiosmtpd server on loopback in a process of its own, as a real mail server would be, so it
+    does not compete with the code being measured for this process's interpreter lock."""
+
+    def __init__(self):
+        self.port = free_port()
+        self._commands, theirs = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(target=_serve, args=(self.port, theirs))
+
+    def __enter__(self) -> CountingServer:
+        self._process.start()
+        if not self._commands.poll(60) or self._commands.recv() != "ready":
+            raise RuntimeError("the SMTP server process did not start")
+        return self
+
+    def take(self) -> tuple[Counter[str], int]:
+        """What arrived since the last take: counts by Message-ID, and bytes."""
+        self._commands.send("take")
+        return self._commands.recv()
+
+    def __exit__(self, *exc_info) -> None:
+        self._commands.send("stop")
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+
+
 def check_phase(seen: Counter[str], expected: set[str]) -> PhaseCheck:
     return PhaseCheck(
         expected=len(expected),
@@ -366,27 +378,9 @@ async def plain_loop(port: int, rows, sender) -> tuple[float, float]:
         return build, time.perf_counter() - started
 
 
-def run(sizing: Sizing, *, database_url: str, work: Path, use_flow: bool = True, batch: int = 200) -> Results:
-    """Queue the week, deliver it (flow, then direct), send it plainly, and check every phase."""
-    from aiosmtpd.controller import Controller
-    from sqlalchemy import select
-
-    from caseconf.clock import SystemClock
-    from caseconf.db import make_engine, make_session_factory, transaction
-    from caseconf.migrate import upgrade
-    from caseconf.settings import load_settings
-    from notifications.delivery import Sender, deliver_pending
-    from notifications.models import OutboundMessage
-
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    clock = SystemClock()
-    handler = CountingHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    env = {
+def bench_env(*, port: int, database_url: str, work: Path) -> dict[str, str]:
+    """What the delivery code reads from the environment (set for this run only)."""
+    return {
         "CASECONF_DATA_DIR": str(work / "data"),
         "CASECONF_DATABASE_URL": database_url,
         "CASECONF_SMTP_URL": f"smtp://127.0.0.1:{port}",
@@ -395,57 +389,81 @@ def run(sizing: Sizing, *, database_url: str, work: Path, use_flow: bool = True,
         "CASECONF_BASE_URL": BASE_URL,
         "CASECONF_SECRET_KEY": secrets.token_urlsafe(48),  # an https base URL needs one
     }
+
+
+def run(sizing: Sizing, *, database_url: str, work: Path, use_flow: bool = True, batch: int = 200) -> Results:
+    """Queue the week, deliver it (flow, then direct), send it plainly, and check every phase."""
+    from caseconf.db import make_engine, make_session_factory
+    from caseconf.migrate import upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
     results = Results(database=database_url.split(":")[0], sizing=sizing, messages=sizing.messages)
     try:
-        with scoped_env(**env):
-            settings = load_settings()
-            if use_flow:
-                from flows.delivery import deliver_outbox
-
-                # The first flow run starts the ephemeral Prefect server: timed apart from delivery.
-                started = time.perf_counter()
-                deliver_outbox()
-                results.flow_startup_seconds = time.perf_counter() - started
-
-            started = time.perf_counter()
-            queued = queue_week(factory, sizing, now=clock.now())
-            results.enqueue_seconds = time.perf_counter() - started
-            with transaction(factory) as session:
-                expected = set(session.scalars(select(OutboundMessage.message_id)))
-            assert queued == len(expected) == sizing.messages, (queued, len(expected), sizing.messages)
-
-            if use_flow:
-                started = time.perf_counter()
-                claimed = True
-                while claimed:  # until a run finds nothing due, as the scheduled sweep would
-                    claimed = deliver_outbox(limit=batch)["claimed"]
-                    results.flow_runs += 1
-                results.flow_seconds = time.perf_counter() - started
-                seen, results.bytes_total = handler.take()
-                results.checks["flow"] = check_phase(seen, expected)
-                results.rows_not_sent += rows_not_sent(factory)
-                back_to_pending(factory, now=clock.now())
-
-            started = time.perf_counter()
-            claimed = True
-            while claimed:
-                claimed = deliver_pending(factory, settings, now=clock.now, limit=batch).claimed
-                results.direct_passes += 1
-            results.direct_seconds = time.perf_counter() - started
-            seen, results.bytes_total = handler.take()
-            results.checks["direct"] = check_phase(seen, expected)
-            results.rows_not_sent += rows_not_sent(factory)
-
-            with transaction(factory) as session:
-                rows = list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
-            sender = Sender(address=settings.mail_from, name=settings.mail_from_name)
-            results.build_seconds, results.plain_seconds = asyncio.run(plain_loop(port, rows, sender))
-            seen, _ = handler.take()
-            results.checks["plain"] = check_phase(seen, expected)
+        with (
+            CountingServer() as server,
+            scoped_env(**bench_env(port=server.port, database_url=database_url, work=work)),
+        ):
+            measure(results, make_session_factory(engine), server, use_flow=use_flow, batch=batch)
     finally:
-        controller.stop()
         engine.dispose()
     return results
+
+
+def measure(results: Results, factory, server: CountingServer, *, use_flow: bool, batch: int) -> None:
+    from sqlalchemy import select
+
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.settings import load_settings
+    from notifications.delivery import Sender, deliver_pending
+    from notifications.models import OutboundMessage
+
+    clock = SystemClock()
+    settings = load_settings()
+    if use_flow:
+        from flows.delivery import deliver_outbox
+
+        # The first flow run starts the ephemeral Prefect server: timed apart from delivery.
+        started = time.perf_counter()
+        deliver_outbox()
+        results.flow_startup_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    queued = queue_week(factory, results.sizing, now=clock.now())
+    results.enqueue_seconds = time.perf_counter() - started
+    with transaction(factory) as session:
+        expected = set(session.scalars(select(OutboundMessage.message_id)))
+    assert queued == len(expected) == results.messages, (queued, len(expected), results.messages)
+
+    if use_flow:
+        started = time.perf_counter()
+        claimed = True
+        while claimed:  # until a run finds nothing due, as the scheduled sweep would
+            claimed = deliver_outbox(limit=batch)["claimed"]
+            results.flow_runs += 1
+        results.flow_seconds = time.perf_counter() - started
+        seen, results.bytes_total = server.take()
+        results.checks["flow"] = check_phase(seen, expected)
+        results.rows_not_sent += rows_not_sent(factory)
+        back_to_pending(factory, now=clock.now())
+
+    started = time.perf_counter()
+    claimed = True
+    while claimed:
+        claimed = deliver_pending(factory, settings, now=clock.now, limit=batch).claimed
+        results.direct_passes += 1
+    results.direct_seconds = time.perf_counter() - started
+    seen, results.bytes_total = server.take()
+    results.checks["direct"] = check_phase(seen, expected)
+    results.rows_not_sent += rows_not_sent(factory)
+
+    with transaction(factory) as session:
+        rows = list(session.scalars(select(OutboundMessage).order_by(OutboundMessage.id)))
+    sender = Sender(address=settings.mail_from, name=settings.mail_from_name)
+    results.build_seconds, results.plain_seconds = asyncio.run(plain_loop(server.port, rows, sender))
+    seen, _ = server.take()
+    results.checks["plain"] = check_phase(seen, expected)
 
 
 # --- the report ---------------------------------------------------------------------------------------
@@ -461,7 +479,8 @@ def report(results: Results, *, batch: int) -> str:
 
     lines = [
         f"database: {results.database}; {s.series} series x {s.referrals} referrals x {s.reps} reps"
-        f" = {n} messages ({results.bytes_total / n / 1024:.1f} KB average); server on loopback",
+        f" = {n} messages ({results.bytes_total / n / 1024:.1f} KB average);"
+        " SMTP server in its own process on loopback",
         line("enqueue (a transaction per meeting)", results.enqueue_seconds),
     ]
     if results.flow_seconds is not None:
