@@ -17,7 +17,7 @@ from caseconf.db import transaction
 from caseconf.errors import CaseconfError
 from caseconf.settings import Settings
 from caseconf.validation import has_control_characters
-from meetings.access import Principal, access_referral, principal_for
+from meetings.access import Principal, access_referral, can, principal_for
 from notifications.emails import MailContext
 from web.security import csrf_token
 
@@ -116,6 +116,7 @@ def sign_in_url(path: str) -> str:
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings = settings_of(request)
     context.setdefault("principal", getattr(request.state, "principal", None))
+    context["shows_meetings"] = can(context["principal"], "invitations.view")
     context["csrf_token"] = csrf_token(request, settings.secret())
     context["uses_mail_catcher"] = settings.uses_mail_catcher
     context["organisation_name"] = settings.organisation_name
