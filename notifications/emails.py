@@ -67,6 +67,11 @@ def referral_thread(referral_id: int, mail_domain: str) -> str:
     return f"<referral-{referral_id}@{mail_domain}>"
 
 
+def meeting_thread(meeting_id: int, mail_domain: str) -> str:
+    """Every email about one meeting points at the same root, so mail clients thread them."""
+    return f"<meeting-{meeting_id}@{mail_domain}>"
+
+
 def school_recipients(referral: Referral) -> list[str]:
     """The referrer and the school's safeguarding contact, once each."""
     addresses = [referral.referrer.email, referral.school.safeguarding_email]
@@ -191,11 +196,16 @@ def queue_email(
     recipient: str,
     in_reply_to: str | None = None,
     referral_id: int | None = None,
+    meeting_id: int | None = None,
+    ics: str | None = None,
+    ics_method: str | None = None,
+    attachments: list[dict] | None = None,
     **context,
 ) -> OutboundMessage:
-    """Render a template and queue it under `key` (a key already queued is not queued again)."""
+    """Render a template and queue it under `key` (a key already queued is not queued again).
+    `attachments` go on the message only while it has none and is not yet sent."""
     rendered = render_email(template, service_name=SERVICE_NAME, team_name=mail.team_name, **context)
-    return enqueue(
+    message = enqueue(
         session,
         now=now,
         idempotency_key=key,
@@ -204,11 +214,17 @@ def queue_email(
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
+        ics=ics,
+        ics_method=ics_method,
         mail_domain=mail.mail_domain,
         in_reply_to=in_reply_to,
         references=in_reply_to,
         referral_id=referral_id,
+        meeting_id=meeting_id,
     )
+    if attachments and not message.attachments and message.sent_at is None:
+        message.attachments = attachments
+    return message
 
 
 def school_contacts(session: Session, school: School) -> list[str]:

@@ -20,18 +20,11 @@ from caseconf.errors import Invalid
 from meetings.invitations import apply_rsvp, attendance_summary, invitations_of, sync_invitations
 from meetings.models import Invitation, InviteeRole, Meeting, MeetingSeries, MeetingStatus, Rsvp, SeriesMember
 from notifications.calendar import Reply, build_cancel, build_request
-from notifications.compose import render_email
-from notifications.emails import SERVICE_NAME, MailContext
-from notifications.outbox import enqueue
+from notifications.emails import MailContext, meeting_thread, queue_email
 
 WHEN = "%A %-d %B %Y at %-I:%M%p"
 # Meetings still to come that may need invitations: the held and later ones never do.
 OPEN_STATUSES = (MeetingStatus.planned, MeetingStatus.agenda_frozen, MeetingStatus.papers_sent)
-
-
-def meeting_thread(meeting_id: int, mail_domain: str) -> str:
-    """Every email about one meeting points at the same root, so mail clients thread them."""
-    return f"<meeting-{meeting_id}@{mail_domain}>"
 
 
 def rsvp_url(mail: MailContext, meeting_id: int) -> str:
@@ -202,10 +195,18 @@ def _queue(
         meeting, invitation, organizer_email=organizer_email, organizer_name=organizer_name, portal_url=link, now=now
     )
     deputy_for = session.get(Person, invitation.deputy_for_id) if invitation.deputy_for_id else None
-    rendered = render_email(
-        "invitation_cancelled" if cancel else "invitation",
-        service_name=SERVICE_NAME,
-        team_name=mail.team_name,
+    key = "invite-cancel" if cancel else "invite"
+    queue_email(
+        session,
+        mail=mail,
+        now=now,
+        template="invitation_cancelled" if cancel else "invitation",
+        key=f"{key}:{meeting.id}:{person.id}:{meeting.sequence}",
+        recipient=person.email,
+        in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
+        meeting_id=meeting.id,
+        ics=ics,
+        ics_method="CANCEL" if cancel else "REQUEST",
         prefix=SUBJECT_PREFIX[kind],
         kind=kind,
         name=person.name,
@@ -216,24 +217,6 @@ def _queue(
         role=invitation.role,
         deputy_for=deputy_for.name if deputy_for else "",
         link=link,
-    )
-    key = "invite-cancel" if cancel else "invite"
-    thread = meeting_thread(meeting.id, mail.mail_domain)
-    enqueue(
-        session,
-        now=now,
-        idempotency_key=f"{key}:{meeting.id}:{person.id}:{meeting.sequence}",
-        kind="invitation_cancelled" if cancel else "invitation",
-        recipient=person.email,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        ics=ics,
-        ics_method="CANCEL" if cancel else "REQUEST",
-        mail_domain=mail.mail_domain,
-        in_reply_to=thread,
-        references=thread,
-        meeting_id=meeting.id,
     )
 
 
@@ -291,10 +274,15 @@ def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: Mail
             person = session.get(Person, person_id)
             if person is None or not person.active:
                 continue
-            rendered = render_email(
-                "quorum_alert",
-                service_name=SERVICE_NAME,
-                team_name=mail.team_name,
+            queue_email(
+                session,
+                mail=mail,
+                now=now,
+                template="quorum_alert",
+                key=f"quorum-alert:{meeting.id}:{person.id}",
+                recipient=person.email,
+                in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
+                meeting_id=meeting.id,
                 name=person.name,
                 series_name=meeting.series.name,
                 when=london_text(meeting.starts_at, WHEN),
@@ -303,21 +291,6 @@ def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: Mail
                 coming=summary.agencies_coming,
                 needed=meeting.series.quorum_min_agencies,
                 link=attendance_url(mail, meeting.id),
-            )
-            thread = meeting_thread(meeting.id, mail.mail_domain)
-            enqueue(
-                session,
-                now=now,
-                idempotency_key=f"quorum-alert:{meeting.id}:{person.id}",
-                kind="quorum_alert",
-                recipient=person.email,
-                subject=rendered.subject,
-                body_text=rendered.text,
-                body_html=rendered.html,
-                mail_domain=mail.mail_domain,
-                in_reply_to=thread,
-                references=thread,
-                meeting_id=meeting.id,
             )
             queued += 1
     return QuorumResult(meeting_id, checked=True, quorum_met=summary.quorum_met, alerts_queued=queued, reasons=reasons)

@@ -21,17 +21,16 @@ from caseconf.clock import london_text
 from meetings import agenda, papers
 from meetings.agenda import FreezeResult
 from meetings.models import Document, Meeting, MeetingStatus
-from notifications.compose import render_email
 from notifications.emails import (
-    SERVICE_NAME,
     MailContext,
     eip_recipients,
+    meeting_thread,
     queue_about_referral,
+    queue_email,
     referral_thread,
     school_recipients,
 )
 from notifications.models import OutboundMessage
-from notifications.outbox import enqueue
 
 CLINIC_DATE = "%A %-d %B %Y at %-I:%M%p"
 
@@ -43,10 +42,6 @@ class PapersResult:
     documents: list[Document] = field(default_factory=list)
     emails: list[OutboundMessage] = field(default_factory=list)
     held_item_ids: list[int] = field(default_factory=list)
-
-
-def meeting_thread(meeting_id: int, mail_domain: str) -> str:
-    return f"<meeting-{meeting_id}@{mail_domain}>"
 
 
 def _lock(session: Session, meeting_id: int) -> Meeting | None:
@@ -191,14 +186,15 @@ def circulate_papers(
         pack = packs.get(reader.agency.id if reader.agency else None)
         attach = pack is not None and reader.agency is not None and reader.agency.attach_papers
         result.emails.append(
-            _queue_meeting_email(
+            queue_email(
                 session,
-                meeting=meeting,
                 mail=mail,
                 now=now,
                 template="papers",
                 key=f"papers:{meeting.id}:{meeting.papers_version}:{reader.person.id}",
                 recipient=reader.person.email,
+                in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
+                meeting_id=meeting.id,
                 attachments=[{"document_id": pack.id, "filename": pack.original_filename}] if attach else [],
                 name=reader.person.name,
                 series_name=meeting.series.name,
@@ -234,9 +230,8 @@ def _tell_coordinator_of_held(
         return
     for item in held:
         referral = item.referral
-        _queue_meeting_email(
+        queue_email(
             session,
-            meeting=meeting,
             mail=mail,
             now=now,
             template="papers_held",
@@ -244,43 +239,8 @@ def _tell_coordinator_of_held(
             recipient=coordinator.email,
             in_reply_to=referral_thread(referral.id, mail.mail_domain),
             referral_id=referral.id,
+            meeting_id=meeting.id,
             reference=referral.reference,
             clinic=clinic,
             link=f"{mail.base_url}/meetings/{meeting.id}",
         )
-
-
-def _queue_meeting_email(
-    session: Session,
-    *,
-    meeting: Meeting,
-    mail: MailContext,
-    now: datetime,
-    template: str,
-    key: str,
-    recipient: str,
-    attachments: list[dict] | None = None,
-    in_reply_to: str | None = None,
-    referral_id: int | None = None,
-    **context,
-) -> OutboundMessage:
-    rendered = render_email(template, service_name=SERVICE_NAME, team_name=mail.team_name, **context)
-    thread = in_reply_to or meeting_thread(meeting.id, mail.mail_domain)
-    message = enqueue(
-        session,
-        now=now,
-        idempotency_key=key,
-        kind=template,
-        recipient=recipient,
-        subject=rendered.subject,
-        body_text=rendered.text,
-        body_html=rendered.html,
-        mail_domain=mail.mail_domain,
-        in_reply_to=thread,
-        references=thread,
-        referral_id=referral_id,
-        meeting_id=meeting.id,
-    )
-    if attachments and not message.attachments and message.sent_at is None:
-        message.attachments = attachments
-    return message
