@@ -5,7 +5,7 @@ meeting in a transaction of its own, so a run that is repeated, late or cut shor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from caseconf.clock import FixedClock, SystemClock
 from caseconf.db import transaction
 from flows.context import RunContext, run_context
+from meetings import agenda
 from notifications import invites, papers_mail
 from notifications.emails import MailContext
 
@@ -30,21 +31,36 @@ class Sweep:
 
 
 def _freeze(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
-    return papers_mail.freeze_meeting(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    result = papers_mail.freeze_meeting(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    if result is None:
+        return None
+    return {
+        "agenda": f"{len(agenda.listed_items(result.meeting))} items",
+        "moved to the next clinic": len(result.moved),
+        "reviews added": len(result.reviews_added),
+    }
 
 
 def _papers(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
-    return papers_mail.circulate_papers(
+    result = papers_mail.circulate_papers(
         session,
         meeting_id,
         now=now,
         mail=MailContext.from_settings(ctx.settings),
         storage_dir=ctx.settings.documents_dir,
     )
+    if result is None:
+        return None
+    return {
+        "version": result.papers_version,
+        "packs": len(result.documents),
+        "emails": len(result.emails),
+        "items held back for consent": len(result.held_item_ids),
+    }
 
 
 def _invite(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
-    return invites.send_invitations(
+    queued = invites.send_invitations(
         session,
         meeting_id,
         now=now,
@@ -52,10 +68,16 @@ def _invite(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
         organizer_name=ctx.settings.mail_from_name,
         organizer_email=ctx.settings.mail_from,
     )
+    return {"emails": queued}
 
 
 def _quorum(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
-    return invites.check_quorum(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    result = invites.check_quorum(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    if not result.checked:
+        return None
+    if result.quorum_met:
+        return {"quorate": "yes"}
+    return {"quorate": "no", "why": result.reasons, "alerts": result.alerts_queued}
 
 
 # In the order they should run when several fall due at once: an agenda is frozen before its papers go.
@@ -76,25 +98,11 @@ def due_now(name: str, now: datetime) -> list[int]:
         return SWEEPS[name].due(session, now=now)
 
 
-def _summary(result: Any) -> Any:
-    """A result as plain numbers and words, for the run's record (never the ORM objects inside it)."""
-    if not is_dataclass(result) or isinstance(result, type):
-        return result
-    summary = {}
-    for item in fields(result):
-        value = getattr(result, item.name)
-        if isinstance(value, list):
-            summary[item.name] = len(value)
-        elif isinstance(value, int | str | bool) or value is None:
-            summary[item.name] = value
-    return summary
-
-
 @task(retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE, task_run_name="{name}-meeting-{meeting_id}")
 def sweep_meeting(name: str, meeting_id: int, now: datetime) -> Any:
     # Each meeting commits on its own: one that fails is retried without holding up or repeating the rest.
     with run_context() as ctx, transaction(ctx.session_factory) as session:
-        return _summary(SWEEPS[name].step(session, meeting_id, now, ctx))
+        return SWEEPS[name].step(session, meeting_id, now, ctx)
 
 
 def run_sweep(name: str, now: datetime | None) -> dict[str, Any]:

@@ -156,13 +156,23 @@ class Simulation:
                 if not clinic.due_now(name, moment):
                     continue
                 result = flow(now=moment)
-                self.log(moment, f"{name}: {describe(result)}")
+                self.log(moment, f"{name}: {self.describe_sweep(result)}")
             else:
                 result = flow(now=moment)
-                self.log(moment, f"{name}: {result}")
+                self.log(moment, f"{name}: {result} emails")
             self.totals[name] += 1
         self.mail_until(self.end)
         return self.totals
+
+    def describe_sweep(self, result: dict) -> str:
+        with run_context() as ctx, transaction(ctx.session_factory) as session:
+            query = select(Meeting.id, Meeting.meeting_date).where(Meeting.id.in_(result["meetings"]))
+            days = dict(session.execute(query).tuples().all())
+        parts = [
+            f"{days[meeting_id]:%a %-d %b} clinic ({describe(outcome) or 'done'})"
+            for meeting_id, outcome in result["meetings"].items()
+        ]
+        return "; ".join(parts)
 
     # Mail: delivery, invitees' replies and the app mailbox, minute by minute as they fall due ------------
 
@@ -252,12 +262,9 @@ def _next_minute(moment: datetime) -> datetime:
 
 
 def describe(result: object) -> str:
-    if isinstance(result, dict) and "meetings" in result:
-        parts = [f"meeting {meeting_id}: {describe(outcome)}" for meeting_id, outcome in result["meetings"].items()]
-        return "; ".join(parts) or "nothing due"
     if isinstance(result, dict):
         return ", ".join(f"{key} {value}" for key, value in result.items() if value not in (None, 0, "", [], {}))
-    return str(result)
+    return str(result if result is not None else "")
 
 
 def simulate(
