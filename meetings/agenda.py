@@ -116,6 +116,11 @@ def item_label(item: AgendaItem) -> str:
 # ---- helpers ------------------------------------------------------------------------------------
 
 
+def lock_meeting(session: Session, meeting_id: int) -> Meeting | None:
+    """The meeting row, locked for this transaction and re-read, so a sweep sees what another committed."""
+    return session.get(Meeting, meeting_id, with_for_update=True, populate_existing=True)
+
+
 def set_status(session: Session, meeting: Meeting, to: MeetingStatus, *, now: datetime, by: int | None) -> None:
     session.add(
         MeetingStatusChange(

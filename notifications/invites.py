@@ -17,6 +17,7 @@ from agencies.models import Person
 from caseconf import audit
 from caseconf.clock import london_text
 from caseconf.errors import Invalid
+from meetings.agenda import lock_meeting
 from meetings.invitations import apply_rsvp, attendance_summary, invitations_of, sync_invitations
 from meetings.models import Invitation, InviteeRole, Meeting, MeetingSeries, MeetingStatus, Rsvp, SeriesMember
 from notifications.calendar import Reply, build_cancel, build_request
@@ -124,7 +125,7 @@ def send_invitations(
 ) -> int:
     """Queue each invitee the current version of the meeting: a REQUEST (new or updated), or a CANCEL
     when the meeting is off or they are no longer invited. Returns how many emails were queued."""
-    meeting = session.get(Meeting, meeting_id, with_for_update=True, populate_existing=True)
+    meeting = lock_meeting(session, meeting_id)
     if meeting is None or meeting.starts_at <= now:
         return 0
     organizer_email = organizer_email or f"clinic@{mail.mail_domain}"
@@ -247,7 +248,7 @@ class QuorumResult:
 
 def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: MailContext) -> QuorumResult:
     """Check the replies against the quorum rule once; when short, alert the chair and coordinator."""
-    meeting = session.get(Meeting, meeting_id, with_for_update=True, populate_existing=True)
+    meeting = lock_meeting(session, meeting_id)
     if (
         meeting is None
         or meeting.quorum_checked_at is not None

@@ -44,12 +44,6 @@ class PapersResult:
     held_item_ids: list[int] = field(default_factory=list)
 
 
-def _lock(session: Session, meeting_id: int) -> Meeting | None:
-    return session.scalar(
-        select(Meeting).where(Meeting.id == meeting_id).with_for_update().execution_options(populate_existing=True)
-    )
-
-
 # ---- the freeze --------------------------------------------------------------------------------------
 
 
@@ -65,7 +59,7 @@ def meetings_due_freeze(session: Session, *, now: datetime) -> list[int]:
 
 def freeze_meeting(session: Session, meeting_id: int, *, now: datetime, mail: MailContext) -> FreezeResult | None:
     """Freeze one meeting's agenda if it is still due, and tell schools and EIPs of items moved."""
-    meeting = _lock(session, meeting_id)
+    meeting = agenda.lock_meeting(session, meeting_id)
     if meeting is None or not agenda.is_due_for_freeze(meeting, now):
         return None
     result = agenda.freeze(session, meeting, now=now)
@@ -162,7 +156,7 @@ def circulate_papers(
     """Build and store this version's packs and email every reader a link (the pack attached only for
     agencies that asked for attachments). Items without consent or lawful basis are held back and the
     coordinator is told."""
-    meeting = _lock(session, meeting_id)
+    meeting = agenda.lock_meeting(session, meeting_id)
     if meeting is None or not _is_papers_due(meeting, now):
         return None
     meeting.papers_version += 1
