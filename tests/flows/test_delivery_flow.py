@@ -51,6 +51,22 @@ def test_flow_delivers_through_the_catcher_and_a_rerun_sends_nothing(flow_env, s
     assert statuses == [OutboundStatus.sent, OutboundStatus.sent]
 
 
+def test_one_run_sends_a_whole_burst_in_passes_of_its_limit(flow_env, session_factory, session):
+    from flows.delivery import deliver_outbox
+
+    now = datetime(2026, 3, 26, 9, 0, tzinfo=UTC)
+    for n in range(7):
+        queue(session_factory, f"papers:{n}", now)
+    catcher = start_catcher(flow_env.maildir, "127.0.0.1", flow_env.catcher_port)
+    try:
+        report = deliver_outbox(now=now, limit=3)  # passes of 3, 3 and 1
+    finally:
+        catcher.stop()
+    assert (report["claimed"], report["sent"]) == (7, 7)
+    assert len(read_maildir(flow_env.maildir)) == 7
+    assert set(session.scalars(select(OutboundMessage.status))) == {OutboundStatus.sent}
+
+
 def test_flow_leaves_messages_queued_when_the_server_is_down(flow_env, session_factory, session):
     from flows.delivery import deliver_outbox
 
