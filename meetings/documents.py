@@ -209,18 +209,18 @@ _LISTENING = "meetings.documents.listening"
 
 
 @dataclass
-class _FileChanges:
+class FileChanges:
     created: set[Path] = field(default_factory=set)  # deleted if the transaction rolls back
     unneeded: set[Path] = field(default_factory=set)  # deleted once the transaction commits
     committed: bool = False
 
 
-def _file_changes(session: Session) -> _FileChanges:
+def file_changes(session: Session) -> FileChanges:
     if not session.info.get(_LISTENING):
         event.listen(session, "after_commit", _note_commit)
         event.listen(session, "after_transaction_end", _settle_files)
         session.info[_LISTENING] = True
-    return session.info.setdefault(_CHANGES, _FileChanges())
+    return session.info.setdefault(_CHANGES, FileChanges())
 
 
 def _note_commit(session: Session) -> None:
@@ -247,7 +247,7 @@ def document_path(storage_dir: Path, document: Document) -> Path:
     return Path(storage_dir) / document.sha256[:2] / document.sha256
 
 
-def _write_once(target: Path, data: bytes) -> bool:
+def write_once(target: Path, data: bytes) -> bool:
     """Write atomically (temporary file, then rename); False when the content is already there."""
     if target.exists():
         return False
@@ -356,10 +356,10 @@ def store_document(
     except IntegrityError as exc:
         raise Conflict(f"'{name}' was attached by someone else at the same moment") from exc
 
-    changes = _file_changes(session)
+    changes = file_changes(session)
     target = document_path(storage_dir, document)
     changes.unneeded.discard(target)  # removed and added back in one transaction: keep it
-    if _write_once(target, data):
+    if write_once(target, data):
         changes.created.add(target)
     referral.updated_at = now
     audit.record(
@@ -400,7 +400,7 @@ def remove_document(
     session.flush()
     still_used = session.scalar(select(Document.id).where(Document.sha256 == document.sha256).limit(1))
     if still_used is None:
-        _file_changes(session).unneeded.add(target)
+        file_changes(session).unneeded.add(target)
     referral.updated_at = now
     audit.record(
         session,

@@ -24,7 +24,7 @@ from agencies.models import Agency, Person, SharingGroup
 from caseconf import audit
 from caseconf.clock import london_text
 from meetings.agenda import Slot, item_label, slots
-from meetings.documents import PDF, _file_changes, _write_once, document_path
+from meetings.documents import PDF, document_path, file_changes, write_once
 from meetings.models import AgendaItem, Contribution, Document, DocumentKind, Meeting, Referral, Visibility
 from meetings.referrals import has_consent_or_basis, reason_options
 
@@ -238,10 +238,10 @@ def store_pack(
     )
     session.add(document)
     session.flush()
-    changes = _file_changes(session)
+    changes = file_changes(session)
     target = document_path(storage_dir, document)
     changes.unneeded.discard(target)
-    if _write_once(target, data):
+    if write_once(target, data):
         changes.created.add(target)
     audit.record(
         session,
