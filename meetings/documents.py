@@ -247,6 +247,15 @@ def document_path(storage_dir: Path, document: Document) -> Path:
     return Path(storage_dir) / document.sha256[:2] / document.sha256
 
 
+def store_file(session: Session, storage_dir: Path, document: Document, data: bytes) -> None:
+    """Write a new document's content, deleted again if the transaction rolls back."""
+    changes = file_changes(session)
+    target = document_path(storage_dir, document)
+    changes.unneeded.discard(target)  # removed and added back in one transaction: keep it
+    if write_once(target, data):
+        changes.created.add(target)
+
+
 def write_once(target: Path, data: bytes) -> bool:
     """Write atomically (temporary file, then rename); False when the content is already there."""
     if target.exists():
@@ -356,11 +365,7 @@ def store_document(
     except IntegrityError as exc:
         raise Conflict(f"'{name}' was attached by someone else at the same moment") from exc
 
-    changes = file_changes(session)
-    target = document_path(storage_dir, document)
-    changes.unneeded.discard(target)  # removed and added back in one transaction: keep it
-    if write_once(target, data):
-        changes.created.add(target)
+    store_file(session, storage_dir, document, data)
     referral.updated_at = now
     audit.record(
         session,

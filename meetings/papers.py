@@ -24,7 +24,7 @@ from agencies.models import Agency, Person, SharingGroup
 from caseconf import audit
 from caseconf.clock import london_text
 from meetings.agenda import Slot, item_label, slots
-from meetings.documents import PDF, document_path, file_changes, write_once
+from meetings.documents import PDF, store_file
 from meetings.models import AgendaItem, Contribution, Document, DocumentKind, Meeting, Referral, Visibility
 from meetings.referrals import has_consent_or_basis, reason_options
 
@@ -238,11 +238,7 @@ def store_pack(
     )
     session.add(document)
     session.flush()
-    changes = file_changes(session)
-    target = document_path(storage_dir, document)
-    changes.unneeded.discard(target)
-    if write_once(target, data):
-        changes.created.add(target)
+    store_file(session, storage_dir, document, data)
     audit.record(
         session,
         now=now,
