@@ -62,6 +62,14 @@ def _meeting(session: Session, meeting_id: int, *, for_update: bool = False) -> 
     return meeting
 
 
+def _refused(exc: Invalid | Conflict, field: str) -> tuple[int, dict]:
+    """The status and form errors for a refused change: the form's problems (400), or the meeting's
+    state shown at `field` (409)."""
+    if isinstance(exc, Invalid):
+        return 400, exc.problems
+    return 409, {field: f"{exc}. Nothing was changed."}
+
+
 def _done_message(done: str | None) -> str | None:
     code, _, count = (done or "").partition(":")
     if not count.isdigit() or len(count) > 4:
@@ -325,13 +333,13 @@ def move(
             )
     except (Invalid, Conflict) as exc:
         session.rollback()
-        problems = exc.problems if isinstance(exc, Invalid) else {"new_date": f"{exc}. Nothing was changed."}
+        status_code, problems = _refused(exc, "new_date")
         meeting = _meeting(session, meeting_id)
         return _meeting_page(
             request,
             session,
             meeting,
-            status_code=400 if isinstance(exc, Invalid) else 409,
+            status_code=status_code,
             errors=problems,
             typed=typed,
         )
@@ -353,12 +361,12 @@ def chair(request: Request, session: DbSession, viewer: SignedIn, meeting_id: in
             )
     except (Invalid, Conflict) as exc:
         session.rollback()
-        problems = exc.problems if isinstance(exc, Invalid) else {"chair_id": f"{exc}. Nothing was changed."}
+        status_code, problems = _refused(exc, "chair_id")
         return _meeting_page(
             request,
             session,
             _meeting(session, meeting_id),
-            status_code=400 if isinstance(exc, Invalid) else 409,
+            status_code=status_code,
             errors=problems,
             typed={"chair_id": chair_id},
         )
@@ -400,12 +408,12 @@ def cancel(request: Request, session: DbSession, viewer: SignedIn, meeting_id: i
             count = len(carried)
     except (Invalid, Conflict) as exc:
         session.rollback()
-        problems = exc.problems if isinstance(exc, Invalid) else {"reason": f"{exc}. Nothing was changed."}
+        status_code, problems = _refused(exc, "reason")
         return _cancel_page(
             request,
             session,
             _meeting(session, meeting_id),
-            status_code=400 if isinstance(exc, Invalid) else 409,
+            status_code=status_code,
             errors=problems,
             reason=reason,
         )
