@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agencies.models import Agency, Area, Person, Role, RoleGrant, School
+from caseconf.db import transaction
+from meetings.demo import SERIES_NAME, load_demo
+from meetings.models import Meeting, MeetingSeries
+from notifications import invites
+from notifications.emails import MailContext
+
+# The Monday before the demo borough's 26 November clinic.
+DEMO_MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+MAIL = MailContext(base_url="http://127.0.0.1:8000", mail_domain="kestrelford.example.org", team_name="Team")
 
 
 def make_area(session: Session, *, code: str = "N", name: str = "North") -> Area:
@@ -55,9 +67,6 @@ def make_person(
 
 def make_submitted_referral(session_factory, now, *, urn: str, referrer_email: str, answers=None) -> tuple[int, str]:
     """A referral filled in with the valid answers and submitted; returns (id, reference)."""
-    from sqlalchemy import select
-
-    from caseconf.db import transaction
     from meetings import referrals
     from tests.referral_answers import VALID
 
@@ -69,3 +78,21 @@ def make_submitted_referral(session_factory, now, *, urn: str, referrer_email: s
             referrals.save_page(session, referral=referral, key=key, answers=page, now=now, person_id=referrer.id)
         referrals.submit_referral(session, referral=referral, now=now, person_id=referrer.id)
         return referral.id, referral.reference
+
+
+def load_demo_series(session_factory, now) -> tuple[int, dict[date, int]]:
+    """The demo borough; returns its clinic series' id and that series' meeting ids by date."""
+    with transaction(session_factory) as session:
+        load_demo(session, now=now)
+        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == SERIES_NAME))
+        meetings = session.scalars(select(Meeting).where(Meeting.series_id == series.id))
+        return series.id, {m.meeting_date: m.id for m in meetings}
+
+
+def load_demo_invited(session_factory, now, *, on: date = date(2026, 11, 26)) -> Meeting:
+    """The demo borough with the invitations to the meeting on `on` sent; returns that meeting."""
+    with transaction(session_factory) as session:
+        load_demo(session, now=now)
+        meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == on))
+        invites.send_invitations(session, meeting.id, now=now, mail=MAIL, organizer_name="Team")
+        return meeting

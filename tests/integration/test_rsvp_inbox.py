@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -11,30 +11,24 @@ from sqlalchemy import func, select
 
 from caseconf.clock import FixedClock
 from caseconf.db import transaction
-from meetings.demo import load_demo
 from meetings.models import Invitation, Meeting, Rsvp
 from notifications import invites
-from notifications.emails import MailContext
 from notifications.inbox import process_inbox, store_inbound
 from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
+from tests.factories import DEMO_MONDAY, MAIL, load_demo_invited
 
-MAIL = MailContext(base_url="http://127.0.0.1:8000", mail_domain="kestrelford.example.org", team_name="Team")
 APP = "clinic@kestrelford.example.org"
 REP = "camhs.rep@kestrelford.example.org"
 
 
 @pytest.fixture
 def clock():
-    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    return FixedClock(DEMO_MONDAY)
 
 
 @pytest.fixture
 def meeting(session_factory, clock) -> Meeting:
-    with transaction(session_factory) as session:
-        load_demo(session, now=clock.now())
-        meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == date(2026, 11, 26)))
-        invites.send_invitations(session, meeting.id, now=clock.now(), mail=MAIL, organizer_name="Team")
-        return meeting
+    return load_demo_invited(session_factory, clock.now())
 
 
 def reply_ics(uid: str, attendee: str, partstat: str, *, sequence: int = 0, delegated_to: str | None = None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, date, datetime
 
 import pytest
 from icalendar import Calendar
@@ -13,29 +12,21 @@ from sqlalchemy import select
 from agencies.models import Person
 from caseconf.audit import AuditEvent
 from caseconf.clock import FixedClock
-from caseconf.db import transaction
-from meetings.demo import load_demo
 from meetings.models import Invitation, Meeting, Rsvp
-from notifications import invites
-from notifications.emails import MailContext
+from tests.factories import DEMO_MONDAY, load_demo_invited
 from tests.web.conftest import csrf_from, sign_in
 
-MAIL = MailContext(base_url="http://127.0.0.1:8000", mail_domain="kestrelford.example.org", team_name="Team")
 REP = "camhs.rep@kestrelford.example.org"
 
 
 @pytest.fixture
 def clock():
-    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    return FixedClock(DEMO_MONDAY)
 
 
 @pytest.fixture
 def meeting_id(session_factory, clock) -> int:
-    with transaction(session_factory) as session:
-        load_demo(session, now=clock.now())
-        meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == date(2026, 11, 26)))
-        invites.send_invitations(session, meeting.id, now=clock.now(), mail=MAIL, organizer_name="Team")
-        return meeting.id
+    return load_demo_invited(session_factory, clock.now()).id
 
 
 def rsvp_of(session, meeting_id: int, email: str) -> Invitation:

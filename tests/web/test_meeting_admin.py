@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from caseconf.db import transaction
-from meetings.demo import COORDINATOR, SERIES_NAME, load_demo
+from caseconf.clock import FixedClock
+from meetings.demo import COORDINATOR, SERIES_NAME
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingSeries, MeetingStatus, Term
 from notifications.models import OutboundMessage
+from tests.factories import DEMO_MONDAY, load_demo_series
 from tests.web.conftest import csrf_from, sign_in
 
 EIP_EAST = "eip.east@kestrelford.example.org"
@@ -18,20 +19,13 @@ EIP_EAST = "eip.east@kestrelford.example.org"
 
 @pytest.fixture
 def clock():
-    from caseconf.clock import FixedClock
-
-    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    return FixedClock(DEMO_MONDAY)
 
 
 @pytest.fixture
 def demo(session_factory, clock):
-    with transaction(session_factory) as session:
-        load_demo(session, now=clock.now())
-        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == SERIES_NAME))
-        meetings = {
-            m.meeting_date: m.id for m in session.scalars(select(Meeting).where(Meeting.series_id == series.id))
-        }
-        return {"series": series.id, "meetings": meetings}
+    series_id, meetings = load_demo_series(session_factory, clock.now())
+    return {"series": series_id, "meetings": meetings}
 
 
 def fresh(session, model, id_):

@@ -14,12 +14,12 @@ from caseconf.audit import AuditEvent
 from caseconf.clock import FixedClock
 from caseconf.db import transaction
 from meetings import agenda
-from meetings.demo import COORDINATOR, load_demo
+from meetings.demo import COORDINATOR
 from meetings.models import AgendaItem, Invitation, Meeting, MeetingStatus, Referral
 from notifications.emails import MailContext
 from notifications.models import OutboundMessage
 from notifications.papers_mail import circulate_papers, freeze_meeting
-from tests.factories import make_submitted_referral
+from tests.factories import DEMO_MONDAY, load_demo_series, make_submitted_referral
 from tests.web.conftest import csrf_from, sign_in
 
 CLINIC = date(2026, 12, 3)  # the demo lists Kofi's referral on this clinic
@@ -29,23 +29,22 @@ POLICE_REP = "police.rep@kestrelford.example.org"
 
 @pytest.fixture
 def clock():
-    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    return FixedClock(DEMO_MONDAY)
 
 
 @pytest.fixture
 def demo(session_factory, clock):
     """The demo borough, with the CAMHS rep invited to the 3 December clinic; returns its meeting id."""
+    meeting_id = load_demo_series(session_factory, clock.now())[1][CLINIC]
     with transaction(session_factory) as session:
-        load_demo(session, now=clock.now())
-        meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == CLINIC))
         rep = session.scalar(select(Person).where(Person.email == CAMHS_REP))
         camhs = session.scalar(select(Agency).where(Agency.code == "CAMHS"))
         if session.scalar(
-            select(Invitation).where(Invitation.meeting_id == meeting.id, Invitation.person_id == rep.id)
+            select(Invitation).where(Invitation.meeting_id == meeting_id, Invitation.person_id == rep.id)
         ):
-            return meeting.id  # the invitation sweep's own demo data may have made it already
-        session.add(Invitation(meeting_id=meeting.id, person_id=rep.id, agency_id=camhs.id, role="member"))
-        return meeting.id
+            return meeting_id  # the invitation sweep's own demo data may have made it already
+        session.add(Invitation(meeting_id=meeting_id, person_id=rep.id, agency_id=camhs.id, role="member"))
+        return meeting_id
 
 
 def accepted_referral(session_factory, clock) -> tuple[int, str]:
