@@ -110,46 +110,16 @@ def _invitation(
     return _with_timezones(calendar, [meeting.meeting_date])
 
 
-def build_request(
-    meeting: Meeting,
-    invitation: Invitation,
-    *,
-    organizer_email: str,
-    organizer_name: str,
-    portal_url: str,
-    now: datetime,
-) -> str:
-    """METHOD:REQUEST for one invitee: a new invitation, or an update when meeting.sequence has risen."""
-    return _invitation(
-        "REQUEST",
-        meeting,
-        invitation,
-        organizer_email=organizer_email,
-        organizer_name=organizer_name,
-        portal_url=portal_url,
-        now=now,
-    )
+def build_request(meeting: Meeting, invitation: Invitation, **details: str | datetime) -> str:
+    """METHOD:REQUEST for one invitee: a new invitation, or an update when meeting.sequence has risen.
+    `details`: organizer_email, organizer_name, portal_url and now, all required."""
+    return _invitation("REQUEST", meeting, invitation, **details)
 
 
-def build_cancel(
-    meeting: Meeting,
-    invitation: Invitation,
-    *,
-    organizer_email: str,
-    organizer_name: str,
-    portal_url: str,
-    now: datetime,
-) -> str:
-    """METHOD:CANCEL with the same UID: the meeting is off, or this person is no longer invited."""
-    return _invitation(
-        "CANCEL",
-        meeting,
-        invitation,
-        organizer_email=organizer_email,
-        organizer_name=organizer_name,
-        portal_url=portal_url,
-        now=now,
-    )
+def build_cancel(meeting: Meeting, invitation: Invitation, **details: str | datetime) -> str:
+    """METHOD:CANCEL with the same UID: the meeting is off, or this person is no longer invited.
+    `details` as for build_request."""
+    return _invitation("CANCEL", meeting, invitation, **details)
 
 
 def build_feed(
