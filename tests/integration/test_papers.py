@@ -224,8 +224,8 @@ def test_an_item_without_consent_is_held_back_and_the_coordinator_told(session_f
     assert marigold in held[0].subject and "Marigold" not in held[0].body_text
 
 
-def test_the_pack_is_attached_only_for_agencies_that_asked(session_factory, session, settings, clinic, tmp_path):
-    circulate(session_factory, settings, clinic["meeting"])
+def deliver_to_catcher(session_factory, settings, tmp_path):
+    """Send everything due to a local mail catcher; returns the delivery report and the catcher's maildir."""
     port, maildir = free_port(), tmp_path / "mail"
     controller = start_catcher(maildir, "127.0.0.1", port)
     try:
@@ -238,6 +238,12 @@ def test_the_pack_is_attached_only_for_agencies_that_asked(session_factory, sess
         )
     finally:
         controller.stop()
+    return report, maildir
+
+
+def test_the_pack_is_attached_only_for_agencies_that_asked(session_factory, session, settings, clinic, tmp_path):
+    circulate(session_factory, settings, clinic["meeting"])
+    report, maildir = deliver_to_catcher(session_factory, settings, tmp_path)
     assert report.failed == 0
     caught = {m.recipient: m for m in read_maildir(maildir) if m.subject.startswith("Papers")}
     assert len(caught) == 5
@@ -255,18 +261,7 @@ def test_an_attachment_that_cannot_be_read_fails_that_message_only(
     with session_factory() as s:
         pack = papers.current_pack(s, s.get(Meeting, clinic["meeting"]), agency_id=clinic["agencies"]["POLICE"])
         document_path(settings.documents_dir, pack).unlink()
-    port, maildir = free_port(), tmp_path / "mail"
-    controller = start_catcher(maildir, "127.0.0.1", port)
-    try:
-        report = deliver_due(
-            session_factory,
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            sender=Sender(address="clinic@kestrelford.example.org", name="Inclusion Team"),
-            now=lambda: PAPERS_AT,
-            storage_dir=settings.documents_dir,
-        )
-    finally:
-        controller.stop()
+    report, maildir = deliver_to_catcher(session_factory, settings, tmp_path)
     assert (report.sent, report.failed) == (4, 1)
     failed = session.scalars(select(OutboundMessage).where(OutboundMessage.status == OutboundStatus.failed)).one()
     assert failed.recipient == "police.rep@kestrelford.example.org"
