@@ -1,11 +1,15 @@
 """Delivering the outbox, at most once per message.
 
-1. Claim (short transaction): due `pending` messages become `sending` and count an attempt.
-2. For each message, in its own short transaction, record that it is being handed to the mail
-   server, but only if this delivery still owns the claim; then send it; then record the outcome.
-3. A message left `sending` past the lease (its delivery died) is sent again only if it was never
+1. Claim (one short transaction): due `pending` messages become `sending` and count an attempt.
+2. Build every claimed email, outside any write transaction.
+3. In chunks of HANDOVER_CHUNK: record in one transaction that the chunk's messages are being handed
+   to the mail server (only those this delivery still owns), send them over one connection, then
+   record their outcomes in one transaction.
+4. A message left `sending` past the lease (its delivery died) is sent again only if it was never
    handed over. One that was handed over may already have arrived, so it is marked failed for a
-   person to check rather than risk sending it twice.
+   person to check rather than risk sending it twice. A delivery that dies mid-chunk therefore
+   leaves at most one chunk of messages to check by hand: the price of not paying three
+   transactions for every message (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from caseconf.db import transaction
@@ -28,6 +32,7 @@ from notifications.models import OutboundMessage, OutboundStatus
 from notifications.smtp import SendResult, SmtpConnection
 
 MAX_BACKOFF = timedelta(hours=6)
+HANDOVER_CHUNK = 25
 LEASE = timedelta(minutes=10)
 # Bodies that carry a live credential (a sign-in link) are blanked once the email has gone or failed.
 REDACT_WHEN_DONE = frozenset({"sign_in"})
@@ -153,19 +158,28 @@ def claim_due(session: Session, *, now: datetime, limit: int) -> dict[int, int]:
     return claimed
 
 
-def hand_over(session: Session, *, message_id: int, attempt: int, now: datetime) -> bool:
-    """Record that the message is going to the server, if this delivery still owns it."""
-    result = session.execute(
+def hand_over_many(session: Session, *, claims: dict[int, int], now: datetime) -> set[int]:
+    """Record that these messages ({id: attempt}) are going to the server; returns the ids this delivery
+    still owned (status `sending`, the same attempt, not yet handed over), which alone may be sent."""
+    if not claims:
+        return set()
+    owned = session.execute(
         update(OutboundMessage)
         .where(
-            OutboundMessage.id == message_id,
+            tuple_(OutboundMessage.id, OutboundMessage.attempts).in_(list(claims.items())),
             OutboundMessage.status == OutboundStatus.sending,
-            OutboundMessage.attempts == attempt,
             OutboundMessage.handed_over_at.is_(None),
         )
         .values(handed_over_at=now)
+        .returning(OutboundMessage.id)
+        .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return set(owned.scalars())
+
+
+def hand_over(session: Session, *, message_id: int, attempt: int, now: datetime) -> bool:
+    """Record that one message is going to the server, if this delivery still owns it."""
+    return message_id in hand_over_many(session, claims={message_id: attempt}, now=now)
 
 
 def record_result(
@@ -192,6 +206,36 @@ def record_result(
     return message.status
 
 
+def _record_outcomes(
+    factory: sessionmaker[Session],
+    claimed: dict[int, int],
+    outcomes: dict[int, tuple[SendResult, bool]],
+    report: DeliveryReport,
+    *,
+    now: datetime,
+    max_attempts: int,
+    backoff: timedelta,
+) -> None:
+    """Apply each message's send outcome (and whether it was handed over), in one transaction."""
+    if not outcomes:
+        return
+    with transaction(factory) as session:
+        for message in session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(outcomes))):
+            if message.status != OutboundStatus.sending or message.attempts != claimed[message.id]:
+                continue  # no longer ours
+            result, handed_over = outcomes[message.id]
+            if not handed_over:
+                message.handed_over_at = None
+            status = record_result(message, result, now=now, max_attempts=max_attempts, backoff=backoff)
+            if status == OutboundStatus.sent:
+                report.sent += 1
+            elif status == OutboundStatus.failed:
+                report.failed += 1
+                report.errors.append(f"message {message.id}: {result.error}")
+            else:
+                report.retrying += 1
+
+
 def deliver_due(
     factory: sessionmaker[Session],
     *,
@@ -212,39 +256,28 @@ def deliver_due(
     if not claimed:
         return report
 
-    def outcome(message_id: int, result: SendResult, *, handed_over: bool) -> None:
-        with transaction(factory) as session:
-            message = session.get(OutboundMessage, message_id)
-            if message.status != OutboundStatus.sending or message.attempts != claimed[message_id]:
-                return  # no longer ours
-            if not handed_over:
-                message.handed_over_at = None
-            status = record_result(message, result, now=now(), max_attempts=max_attempts, backoff=backoff)
-        if status == OutboundStatus.sent:
-            report.sent += 1
-        elif status == OutboundStatus.failed:
-            report.failed += 1
-            report.errors.append(f"message {message_id}: {result.error}")
-        else:
-            report.retrying += 1
+    def record(outcomes: dict[int, tuple[SendResult, bool]]) -> None:
+        _record_outcomes(factory, claimed, outcomes, report, now=now(), max_attempts=max_attempts, backoff=backoff)
+
+    emails: dict[int, EmailMessage] = {}
+    unbuildable: dict[int, tuple[SendResult, bool]] = {}
+    with factory() as session:
+        for message in session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(claimed))):
+            try:
+                emails[message.id] = build_email(message, sender, read_attachments(session, message, storage_dir))
+            except Exception as exc:  # a message that cannot be built will never send
+                unbuildable[message.id] = (SendResult(ok=False, permanent=True, error=f"cannot be built: {exc}"), False)
+    record(unbuildable)
 
     with SmtpConnection(smtp_url) as smtp:
-        for message_id in sorted(claimed):
+        ids = sorted(emails)
+        for chunk in (ids[n : n + HANDOVER_CHUNK] for n in range(0, len(ids), HANDOVER_CHUNK)):
+            if not smtp.usable:
+                record({message_id: (smtp.problem, False) for message_id in chunk})
+                continue
             with transaction(factory) as session:
-                message = session.get(OutboundMessage, message_id)
-                try:
-                    email = build_email(message, sender, read_attachments(session, message, storage_dir))
-                except Exception as exc:  # a message that cannot be built will never send
-                    email, built = None, SendResult(ok=False, permanent=True, error=f"cannot be built: {exc}")
-            if email is None:
-                outcome(message_id, built, handed_over=False)
-            elif not smtp.usable:
-                outcome(message_id, smtp.problem, handed_over=False)
-            else:
-                with transaction(factory) as session:
-                    owned = hand_over(session, message_id=message_id, attempt=claimed[message_id], now=now())
-                if owned:
-                    outcome(message_id, smtp.send(email), handed_over=True)
+                owned = hand_over_many(session, claims={i: claimed[i] for i in chunk}, now=now())
+            record({message_id: (smtp.send(emails[message_id]), True) for message_id in chunk if message_id in owned})
     return report
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from caseconf.db import transaction
 from notifications.catcher import MaildirHandler, read_maildir, start_catcher
-from notifications.delivery import INTERRUPTED, LEASE, Sender, claim_due, deliver_due, hand_over
+from notifications.delivery import INTERRUPTED, LEASE, Sender, claim_due, deliver_due, hand_over, hand_over_many
 from notifications.models import OutboundMessage, OutboundStatus
 from notifications.outbox import enqueue
 from tests.conftest import free_port
@@ -218,6 +218,27 @@ def test_a_slow_delivery_loses_a_message_it_no_longer_owns(session_factory, sess
     with transaction(session_factory) as s:
         assert not hand_over(s, message_id=1, attempt=slow_claim[1], now=clock.now())  # the stalled one wakes
     assert len(read_maildir(maildir)) == 1
+
+
+def test_a_chunk_is_handed_over_only_where_this_delivery_still_owns_each_message(
+    session_factory, session, clock, catcher, maildir, port
+):
+    for key in ("a", "b", "c"):
+        queue(session_factory, clock, key)
+    with transaction(session_factory) as s:
+        stalled = claim_due(s, now=clock.now(), limit=10)  # stalls before handing over
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    deliver(session_factory, clock, port, limit=0)  # past the lease, never handed over: pending again
+    with transaction(session_factory) as s:
+        # Another delivery claims all three and has handed over message 2 so far.
+        fresh = claim_due(s, now=clock.now(), limit=10)
+        assert hand_over_many(s, claims={2: fresh[2]}, now=clock.now()) == {2}
+    with transaction(session_factory) as s:
+        # The stalled delivery wakes: its claims are stale (an older attempt), so it may send nothing.
+        assert hand_over_many(s, claims=stalled, now=clock.now()) == set()
+        # The current delivery may hand over the rest, but not message 2 a second time.
+        assert hand_over_many(s, claims=fresh, now=clock.now()) == {1, 3}
+    assert read_maildir(maildir) == []
 
 
 def test_a_message_that_cannot_be_sent_does_not_hold_up_the_rest(
