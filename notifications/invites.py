@@ -80,6 +80,25 @@ def meetings_due_invitations(session: Session, *, now: datetime) -> list[int]:
         ),
         ~_live_invitation(member.deputy_id),
     )
+    # Someone invited as a member who is no longer one, or as a deputy for a member who no longer names them.
+    was_member = aliased(Invitation)
+    member_gone = exists().where(
+        was_member.meeting_id == Meeting.id,
+        was_member.cancelled_at.is_(None),
+        was_member.role == InviteeRole.member,
+        ~exists().where(SeriesMember.series_id == Meeting.series_id, SeriesMember.person_id == was_member.person_id),
+    )
+    was_deputy = aliased(Invitation)
+    deputy_gone = exists().where(
+        was_deputy.meeting_id == Meeting.id,
+        was_deputy.cancelled_at.is_(None),
+        was_deputy.role == InviteeRole.deputy,
+        ~exists().where(
+            SeriesMember.series_id == Meeting.series_id,
+            SeriesMember.person_id == was_deputy.deputy_for_id,
+            SeriesMember.deputy_id == was_deputy.person_id,
+        ),
+    )
     old_chair = exists().where(
         Invitation.meeting_id == Meeting.id,
         live,
@@ -91,6 +110,8 @@ def meetings_due_invitations(session: Session, *, now: datetime) -> list[int]:
         unsent,
         member_missing,
         deputy_missing,
+        member_gone,
+        deputy_gone,
         old_chair,
         and_(Meeting.chair_id.is_not(None), ~_live_invitation(Meeting.chair_id)),
         and_(minute_taker.is_not(None), ~_live_invitation(minute_taker)),
