@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role
 from caseconf.errors import Forbidden, NotFound
-from meetings.models import Invitation, Meeting, Referral, ReferralStatus
+from meetings.models import Invitation, Meeting, MeetingStatus, Referral, ReferralStatus
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ def can_on_meeting(session: Session, principal: Principal | None, action: str, m
         return runs_it
     invited = invitation_for(session, meeting, principal.person_id) is not None
     if action == "rsvp":
-        return invited
+        return invited and meeting.status != MeetingStatus.cancelled
+    if action == "papers" and meeting.status == MeetingStatus.cancelled:
+        return runs_it  # a cancelled meeting's papers are withdrawn from those invited
     return runs_it or invited  # view, papers
 
 

@@ -243,7 +243,7 @@ def attendance_summary(session: Session, meeting: Meeting) -> AttendanceSummary:
         reasons.append("the chair has not accepted" if meeting.chair_id else "the meeting has no chair")
     coming = sum(1 for row in rows if row.coming)
     if coming < series.quorum_min_agencies:
-        reasons.append(f"{coming} of the {series.quorum_min_agencies} agencies needed have accepted")
+        reasons.append(f"only {coming} agencies have accepted; {series.quorum_min_agencies} are needed")
     accepted_codes = {row.agency.code for row in rows if row.coming}
     required = [code for code in series.quorum_required_agencies if code not in accepted_codes]
     missing = list(session.scalars(select(Agency).where(Agency.code.in_(required)).order_by(Agency.name)))

@@ -19,6 +19,7 @@ from meetings.models import (
     MeetingSeries,
     MeetingStatus,
     MeetingStatusChange,
+    Rsvp,
     Term,
 )
 from meetings.schedule import calendar_uid, chair_for, meeting_deadlines, meeting_window, thursdays_in_term
@@ -224,9 +225,16 @@ def move_meeting(
         "start": meeting.start_time.isoformat(),
         "location": meeting.location,
     }
+    when_changed = (new_date, start_time) != (meeting.meeting_date, meeting.start_time)
     meeting.meeting_date, meeting.start_time, meeting.location = new_date, start_time, location
     apply_times(meeting, series)
     meeting.sequence += 1
+    if when_changed:
+        # The update asks everyone to reply again (as calendars do for a new time), so earlier replies no
+        # longer count towards the quorum, which is checked again before the new date.
+        for invitation in meeting.invitations:
+            invitation.rsvp, invitation.rsvp_at, invitation.rsvp_source = Rsvp.needs_action, None, None
+        meeting.quorum_checked_at = None
     # A frozen agenda stays frozen when the new cut-off is still ahead: the agenda is already settled,
     # and unfreezing it would let the freeze sweep run again and send a second round of notices.
     audit.record(

@@ -21,6 +21,7 @@ from meetings.models import (
     Meeting,
     MeetingSeries,
     MeetingStatus,
+    Rsvp,
     SeriesMember,
 )
 from meetings.planning import apply_times
@@ -388,7 +389,8 @@ def test_quorum_not_met_alerts_chair_and_coordinator_once(session_factory, sessi
     assert alert.subject.startswith("Quorum not met: ")
     assert "The chair has not accepted" in alert.body_text
     assert "Kestrelford Education Safeguarding Team" in alert.body_text
-    assert "2 of the 3 agencies needed have accepted" in alert.body_text
+    assert "only 2 agencies have accepted; 3 are needed" in alert.body_text.lower()
+    assert "So far 2 agencies have accepted (3 needed)" in alert.body_text
     assert f"/meetings/{meeting_id}/attendance" in alert.body_text
     assert alert.idempotency_key == f"quorum-alert:{meeting_id}:{alert_person(session, alert.recipient)}"
     assert meeting.quorum_checked_at == later.now()
@@ -405,3 +407,33 @@ def test_sync_withdraws_and_marks_nobody_twice(session_factory, session, clock, 
         first = sync_invitations(s, meeting, now=clock.now())
         second = sync_invitations(s, meeting, now=clock.now())
     assert len(first.added) == 9 and not second.changed
+
+
+def test_a_new_time_asks_everyone_again_and_the_quorum_is_checked_again(session_factory, session, clock, demo):
+    from meetings.planning import move_meeting
+
+    meeting_id = meeting_on(session, CLINIC_DAY).id
+    send(session_factory, clock, meeting_id)
+    reply_all(
+        session_factory, clock, meeting_id, {"chair": "ACCEPTED", "SAFEGUARDING": "ACCEPTED", "CAMHS": "DECLINED"}
+    )
+    with transaction(session_factory) as s:
+        meeting = s.get(Meeting, meeting_id)
+        meeting.quorum_checked_at = clock.now()
+        move_meeting(
+            s, meeting=meeting, new_date=date(2026, 11, 25), now=clock.now(), actor_id=None, reason="Room needed"
+        )
+    session.expire_all()
+    meeting = session.get(Meeting, meeting_id)
+    # The calendar update says NEEDS-ACTION, and so do the pages: old replies no longer count.
+    assert {i.rsvp for i in meeting.invitations} == {Rsvp.needs_action}
+    assert meeting.quorum_checked_at is None and not attendance_summary(session, meeting).quorum_met
+    reply_all(session_factory, clock, meeting_id, {"chair": "ACCEPTED"})
+    with transaction(session_factory) as s:
+        # Only the place changing keeps what people said.
+        meeting = s.get(Meeting, meeting_id)
+        move_meeting(s, meeting=meeting, new_date=meeting.meeting_date, new_location="Room 4", now=clock.now(),
+                     actor_id=None, reason="Bigger room")  # fmt: skip
+    session.expire_all()
+    chair = next(i for i in session.get(Meeting, meeting_id).invitations if i.role == "chair")
+    assert chair.rsvp == Rsvp.accepted

@@ -84,7 +84,8 @@ def test_coordinator_sees_upcoming_meetings_and_the_agenda_with_slots(client, se
     [reference] = listed(session, demo)
     assert reference in detail.text and "13:30 to 13:45" in detail.text
     assert "Kestrelford Academy" in detail.text and "Add a referral" in detail.text
-    assert f'href="/meetings/{demo}/attendance"' in detail.text and f'href="/meetings/{demo}/rsvp"' in detail.text
+    assert f'href="/meetings/{demo}/attendance"' in detail.text and f'href="/admin/meetings/{demo}"' in detail.text
+    assert f'href="/meetings/{demo}/rsvp"' not in detail.text  # no invitation has gone out to them yet
 
 
 def test_school_referrers_and_uninvited_reps_are_refused(client, session_factory, settings, demo):

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from caseconf import audit
 from caseconf.errors import Conflict, Invalid
 from meetings import agenda, papers
-from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral, invitation_for, require
+from meetings.access import (
+    Principal,
+    access_meeting,
+    can,
+    can_on_meeting,
+    can_on_referral,
+    invitation_for,
+    require,
+)
 from meetings.documents import document_path
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Referral
 from notifications.papers_mail import queue_item_moved
@@ -90,6 +98,8 @@ def _meeting_page(
         has_next=agenda.next_meeting(session, meeting) is not None,
         capacity=meeting.series.capacity_items,
         can_papers=can_on_meeting(session, viewer, "papers", meeting),
+        can_rsvp=can_on_meeting(session, viewer, "rsvp", meeting),
+        can_manage=can(viewer, "meetings.manage"),
         may_view=lambda referral: can_on_referral(viewer, "view", referral),
         errors=errors or {},
         typed=typed or {},
