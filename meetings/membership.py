@@ -35,7 +35,7 @@ def active_people_by_organisation(session: Session) -> list[tuple[str, list[Pers
     return sorted(groups.items(), key=lambda group: group[0].lower())
 
 
-def _member(series: MeetingSeries, member_id: int) -> SeriesMember:
+def get_member(series: MeetingSeries, member_id: int) -> SeriesMember:
     member = next((m for m in series.members if m.id == member_id), None)
     if member is None:
         raise NotFound(f"member {member_id} of series {series.id}")
@@ -112,7 +112,7 @@ def add_member(
 
 def remove_member(session: Session, *, series: MeetingSeries, member_id: int, now: datetime, actor_id: int | None):
     """Take a member (and their deputy) off the series; the invitations sweep withdraws their invitations."""
-    member = _member(series, member_id)
+    member = get_member(series, member_id)
     detail = {
         "member_id": member.id,
         "agency": member.agency.code,
@@ -142,7 +142,7 @@ def set_deputy(
     actor_id: int | None,
 ) -> SeriesMember:
     """Give a member a new deputy, or none (deputy_id None)."""
-    member = _member(series, member_id)
+    member = get_member(series, member_id)
     deputy = _check_deputy(session, member.person_id, deputy_id)
     if (deputy.id if deputy else None) == member.deputy_id:
         raise Invalid(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from agencies.models import Agency
 from caseconf.clock import london_text, london_today
 from caseconf.errors import Conflict, Invalid, NotFound
-from meetings import planning, terms
+from meetings import membership, planning, terms
 from meetings.access import Principal, require
 from meetings.agenda import MovedItem
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingSeries
@@ -41,6 +41,10 @@ DONE = {
     "chair": "The chair has been changed.",
     "cancelled": "The meeting has been cancelled. Invitees will be sent a cancellation.",
     "updated": "The series settings have been saved.",
+    "member_added": "The member has been added. They will be invited to the upcoming meetings.",
+    "member_removed": "The member has been removed. They will be sent a cancellation for any meeting they were "
+    "invited to.",
+    "deputy": "The deputy has been changed. A deputy is invited to a meeting when their member cannot come.",
 }
 
 
@@ -48,8 +52,8 @@ def _manager(viewer: Principal) -> None:
     require(viewer, "meetings.manage")
 
 
-def _series(session: Session, series_id: int) -> MeetingSeries:
-    series = session.get(MeetingSeries, series_id) if 0 < series_id < 2**31 else None
+def _series(session: Session, series_id: int, *, for_update: bool = False) -> MeetingSeries:
+    series = session.get(MeetingSeries, series_id, with_for_update=for_update) if 0 < series_id < 2**31 else None
     if series is None:
         raise NotFound(f"series {series_id}")
     return series
@@ -110,9 +114,14 @@ def _series_page(request: Request, session: Session, series: MeetingSeries, **co
         by_term.append((term, inside, term.ends_on >= london_today(now)))
     outside = [m for m in meetings if m.id not in placed]
     people = {p.id: p for p in planning.eip_people(session)}
+    context.setdefault("errors", {})
+    context.setdefault("typed", {})
     return render(
         request,
         "admin/series/show.html",
+        members=membership.core_members(series),
+        agencies=membership.active_agencies(session),
+        people_groups=membership.active_people_by_organisation(session),
         series=series,
         by_term=by_term,
         outside=outside,
@@ -247,6 +256,96 @@ def edit_series(
             status_code=400,
         )
     return RedirectResponse(f"/admin/series/{series_id}?done=updated:{count}", status_code=303)
+
+
+# --- core members --------------------------------------------------------------------------------
+
+
+def _chosen_id(value: str) -> int | None:
+    """A chosen id from a select: None for no choice; 0 (which matches nothing) for anything that is not an id."""
+    value = value.strip()
+    if not value:
+        return None
+    return int(value) if value.isdigit() and len(value) < 10 else 0
+
+
+@router.post("/series/{series_id}/members")
+def add_member(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    series_id: int,
+    agency_id: str = Form(""),
+    person_id: str = Form(""),
+    deputy_id: str = Form(""),
+) -> Response:
+    _manager(viewer)
+    try:
+        with session.begin():
+            membership.add_member(
+                session,
+                series=_series(session, series_id, for_update=True),
+                agency_id=_chosen_id(agency_id),
+                person_id=_chosen_id(person_id),
+                deputy_id=_chosen_id(deputy_id),
+                now=now_of(request),
+                actor_id=viewer.person_id,
+            )
+    except Invalid as exc:
+        session.rollback()
+        typed = {"agency_id": agency_id, "person_id": person_id, "deputy_id": deputy_id}
+        return _series_page(
+            request, session, _series(session, series_id), status_code=400, errors=exc.problems, typed=typed
+        )
+    return RedirectResponse(f"/admin/series/{series_id}?done=member_added#members", status_code=303)
+
+
+@router.get("/series/{series_id}/members/{member_id}/remove")
+def remove_member_page(request: Request, session: DbSession, viewer: SignedIn, series_id: int, member_id: int):
+    _manager(viewer)
+    series = _series(session, series_id)
+    return render(
+        request, "admin/series/remove_member.html", series=series, member=membership.get_member(series, member_id)
+    )
+
+
+@router.post("/series/{series_id}/members/{member_id}/remove")
+def remove_member(request: Request, session: DbSession, viewer: SignedIn, series_id: int, member_id: int):
+    _manager(viewer)
+    with session.begin():
+        membership.remove_member(
+            session,
+            series=_series(session, series_id, for_update=True),
+            member_id=member_id,
+            now=now_of(request),
+            actor_id=viewer.person_id,
+        )
+    return RedirectResponse(f"/admin/series/{series_id}?done=member_removed#members", status_code=303)
+
+
+@router.post("/series/{series_id}/members/{member_id}/deputy")
+def change_deputy(
+    request: Request, session: DbSession, viewer: SignedIn, series_id: int, member_id: int, deputy_id: str = Form("")
+):
+    _manager(viewer)
+    field = f"deputy-{member_id}"  # each row's select has its own id, for the error summary's link
+    try:
+        with session.begin():
+            membership.set_deputy(
+                session,
+                series=_series(session, series_id, for_update=True),
+                member_id=member_id,
+                deputy_id=_chosen_id(deputy_id),
+                now=now_of(request),
+                actor_id=viewer.person_id,
+            )
+    except Invalid as exc:
+        session.rollback()
+        errors = {field: "; ".join(exc.problems.values())}
+        return _series_page(
+            request, session, _series(session, series_id), status_code=400, errors=errors, typed={field: deputy_id}
+        )
+    return RedirectResponse(f"/admin/series/{series_id}?done=deputy#members", status_code=303)
 
 
 # --- one meeting ---------------------------------------------------------------------------------
