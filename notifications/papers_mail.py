@@ -65,7 +65,29 @@ def freeze_meeting(session: Session, meeting_id: int, *, now: datetime, mail: Ma
     result = agenda.freeze(session, meeting, now=now)
     for moved in result.moved:
         queue_item_moved(session, moved=moved, now=now, mail=mail)
+    if not agenda.listed_items(meeting):
+        _tell_of_empty_agenda(session, meeting, now=now, mail=mail)
     return result
+
+
+def _tell_of_empty_agenda(session: Session, meeting: Meeting, *, now: datetime, mail: MailContext) -> None:
+    """Nothing was listed by the cut-off: the chair and coordinator decide whether the clinic still meets."""
+    people = {meeting.series.coordinator_id, meeting.chair_id} - {None}
+    for person in session.scalars(select(Person).where(Person.id.in_(people)).order_by(Person.id)):
+        queue_email(
+            session,
+            mail=mail,
+            now=now,
+            template="agenda_empty",
+            key=f"agenda-empty:{meeting.id}:{person.id}",
+            recipient=person.email,
+            in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
+            meeting_id=meeting.id,
+            name=person.name,
+            series_name=meeting.series.name,
+            clinic=london_text(meeting.starts_at, CLINIC_DATE),
+            link=f"{mail.base_url}/admin/meetings/{meeting.id}",
+        )
 
 
 def queue_item_moved(

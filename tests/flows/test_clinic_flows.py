@@ -77,6 +77,8 @@ def test_each_sweep_runs_under_prefect_when_due_and_a_second_run_does_nothing(de
         assert list(frozen["meetings"]) == list(papers["meetings"]) == list(quorum["meetings"]) == [clinic.id]
     # Nobody has replied, so the chair and the coordinator are alerted, once each.
     assert first["invite"] == 4 * 9 and first["papers"] == 9 and first["quorum-alert"] == 2
+    # Nothing was listed on that clinic by its cut-off: its chair and coordinator are asked whether it meets.
+    assert first["agenda-empty"] == 2
 
     with transaction(session_factory) as session:
         names = {n for child in session.scalars(select(Child)) for n in (child.legal_first_name, child.legal_surname)}
