@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
+from agencies.models import Person
 from caseconf.clock import FixedClock
 from meetings.demo import COORDINATOR
 from tests.web.conftest import shot
@@ -59,3 +61,41 @@ def test_coordinator_moves_a_meeting(server, page, settings, session_factory, cl
     page.goto(f"{server}/admin/terms")
     page.get_by_role("heading", name="Term dates", exact=True).wait_for()
     shot(page, "admin-terms")
+
+
+def test_coordinator_adds_a_core_member_and_removes_one(server, page, settings, session_factory, clock):
+    with session_factory() as s:
+        lado_rep = s.scalar(select(Person).where(Person.email == "lado.rep@kestrelford.example.org"))
+        lado_rep_id, lado_rep_name = str(lado_rep.id), lado_rep.name
+    sign_in_by_email(page, server, settings, session_factory, clock, COORDINATOR)
+    page.goto(f"{server}/admin/series")
+    page.get_by_role("link", name="Kestrelford Vulnerable Pupil Hot Clinic").click()
+    page.get_by_role("heading", name="Core members").wait_for()
+
+    page.locator("#agency_id").select_option(label="Local Authority Designated Officer")
+    page.get_by_role("button", name="Add member").click()
+    summary = page.locator(".govuk-error-summary")
+    summary.wait_for()
+    assert "Choose an active person as the member" in summary.inner_text()
+    assert page.locator("#agency_id option:checked").inner_text() == "Local Authority Designated Officer"  # kept
+    shot(page, "admin-series-member-errors")
+    summary.get_by_role("link", name="Choose an active person as the member").click()
+    assert page.evaluate("document.activeElement.id") == "person_id"
+
+    page.locator("#person_id").select_option(lado_rep_id)
+    page.get_by_role("button", name="Add member").click()
+    banner = page.locator(".govuk-notification-banner")
+    banner.wait_for()
+    assert "The member has been added" in banner.inner_text()
+    assert page.get_by_role("cell", name=lado_rep_name, exact=True).count() == 1
+    assert "8 core members" in page.locator("caption", has_text="core members").inner_text()
+    shot(page, "admin-series-member-added")
+
+    page.get_by_role("link", name=f"Remove {lado_rep_name}").click()
+    page.get_by_role("heading", name=f"Remove {lado_rep_name}", exact=False).wait_for()
+    shot(page, "admin-series-member-remove")
+    page.get_by_role("button", name="Remove member").click()
+    page.locator(".govuk-notification-banner").wait_for()
+    assert "The member has been removed" in page.locator(".govuk-notification-banner").inner_text()
+    assert page.get_by_role("cell", name=lado_rep_name, exact=True).count() == 0
+    assert page.get_by_role("link", name=f"Remove {lado_rep_name}").count() == 0
