@@ -83,6 +83,9 @@ def test_attendance_shows_who_is_coming_and_the_quorum(client, session_factory, 
     assert "Quorum not met yet" in page.text
     assert "The chair has not accepted" in page.text
     assert "Tentative replies do not count towards the quorum" in page.text
+    # The rule names the agencies it needs, not their codes; replies are said in words.
+    assert "including\n  Kestrelford Education Safeguarding Team." in page.text and "SAFEGUARDING" not in page.text
+    assert "(no reply yet)" in page.text and "needs action" not in page.text
     row = re.search(r"Kestrelford Child and Adolescent Mental Health Service</th>(.*?)</tr>", page.text, re.S)
     cells = re.findall(r'<td class="govuk-table__cell">(.*?)</td>', row.group(1))
     assert cells == ["", "Dr Nadia Fenwick", "", ""]

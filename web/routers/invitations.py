@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
-from agencies.models import Person
+from agencies.models import Agency, Person
 from caseconf.errors import Invalid, NotFound
 from meetings import invitations
 from meetings.access import access_meeting, invitation_for
@@ -68,7 +69,12 @@ def rsvp(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int
 def attendance(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int) -> Response:
     meeting = access_meeting(session, viewer, meeting_id, "view")
     summary = invitations.attendance_summary(session, meeting)
-    return render(request, "invitations/attendance.html", meeting=meeting, summary=summary)
+    codes = meeting.series.quorum_required_agencies
+    names = dict(session.execute(select(Agency.code, Agency.name).where(Agency.code.in_(codes))).tuples().all())
+    required_names = [names.get(code, code) for code in codes]
+    return render(
+        request, "invitations/attendance.html", meeting=meeting, summary=summary, required_names=required_names
+    )
 
 
 @router.get("/my-meetings")
