@@ -489,7 +489,10 @@ def next_meeting_for(session: Session, referral: Referral, *, now: datetime) -> 
         select(Meeting)
         .join(AgendaItem, AgendaItem.meeting_id == Meeting.id)
         .where(
-            AgendaItem.referral_id == referral.id, Meeting.starts_at > now, Meeting.status != MeetingStatus.cancelled
+            AgendaItem.referral_id == referral.id,
+            AgendaItem.status == AgendaItemStatus.listed,  # not an item moved on or taken off
+            Meeting.starts_at > now,
+            Meeting.status != MeetingStatus.cancelled,
         )
         .order_by(Meeting.starts_at)
         .limit(1)

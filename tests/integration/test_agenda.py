@@ -25,7 +25,7 @@ from meetings.models import (
     Referral,
 )
 from meetings.planning import apply_times
-from meetings.referrals import issue_reference
+from meetings.referrals import issue_reference, next_meeting_for
 from meetings.schedule import calendar_uid
 from notifications.emails import MailContext
 from notifications.models import OutboundMessage
@@ -277,6 +277,9 @@ def test_overflow_moves_the_lowest_priority_items_and_tells_school_and_eip_once(
         assert notice.subject.startswith("Referral VPHC-2026-")
         for name in ("Juniper", "Ottilie", "Quillfeather"):
             assert name not in notice.subject + notice.body_text + (notice.body_html or "")
+    # The school's status page and emails give the clinic it is now on, not the one it left.
+    for item in moved:
+        assert next_meeting_for(session, item.referral, now=AFTER_CUTOFF).id == second
 
 
 def test_overflow_by_minutes_as_well_as_count(session_factory, session, world):
