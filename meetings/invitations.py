@@ -317,6 +317,23 @@ def replace_feed_token(session: Session, *, person: Person, now: datetime) -> st
     return token
 
 
+def turn_off_feed(session: Session, *, person: Person, now: datetime) -> bool:
+    """Stop the person's calendar feed address working; False if they had none."""
+    if person.calendar_feed_token_hash is None:
+        return False
+    person.calendar_feed_token_hash = None
+    audit.record(
+        session,
+        now=now,
+        action="calendar_feed.turned_off",
+        actor_person_id=person.id,
+        actor_label=person.email,
+        record_type="person",
+        record_id=person.id,
+    )
+    return True
+
+
 def person_for_feed_token(session: Session, token: str) -> Person | None:
     """The person whose feed this is; only the token's SHA-256 is stored, so a lookup is by hash."""
     if not token or len(token) > 100:

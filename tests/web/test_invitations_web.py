@@ -139,6 +139,11 @@ def test_calendar_feed_secret_is_shown_once_and_replacing_it_stops_the_old_one(
     assert client.get(f"/calendar/{token}.ics").status_code == 404
     assert client.get(f"/calendar/{new_token}.ics").status_code == 200
 
+    off = client.post("/calendar/off", data={"csrf_token": csrf_from(client.get("/calendar").text)})
+    assert off.status_code == 200 and "Your calendar feed is off" in off.text and "Make my feed address" in off.text
+    assert client.get(f"/calendar/{new_token}.ics").status_code == 404
+    assert session.scalars(select(AuditEvent).where(AuditEvent.action == "calendar_feed.turned_off")).one()
+
 
 def test_pages_need_sign_in(client, meeting_id):
     for path in (f"/meetings/{meeting_id}/rsvp", f"/meetings/{meeting_id}/attendance", "/my-meetings", "/calendar"):

@@ -100,6 +100,14 @@ def create_feed(request: Request, session: DbSession, viewer: SignedIn) -> Respo
     return response
 
 
+@router.post("/calendar/off")
+def turn_off_feed(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    with session.begin():
+        person = session.get(Person, viewer.person_id, with_for_update=True)
+        invitations.turn_off_feed(session, person=person, now=now_of(request))
+    return render(request, "invitations/calendar.html", has_feed=False, turned_off=True)
+
+
 @router.get("/calendar/{token}.ics")
 def feed(request: Request, session: DbSession, token: str) -> Response:
     person = invitations.person_for_feed_token(session, token)
