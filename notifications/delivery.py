@@ -135,27 +135,27 @@ def settle_interrupted(session: Session, *, now: datetime, max_attempts: int) ->
 
 def claim_due(session: Session, *, now: datetime, limit: int) -> dict[int, int]:
     """Mark due messages `sending` and count the attempt; returns {id: attempt} for those now owned."""
-    candidates = session.execute(
-        select(OutboundMessage.id, OutboundMessage.attempts)
+    due = (
+        select(OutboundMessage.id)
         .where(OutboundMessage.status == OutboundStatus.pending, OutboundMessage.next_attempt_at <= now)
         .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
         .limit(limit)
-    ).all()
-    claimed = {}
-    for message_id, attempts in candidates:
-        # Conditional on the row being as we read it: of two deliveries, only one wins each message.
-        result = session.execute(
-            update(OutboundMessage)
-            .where(
-                OutboundMessage.id == message_id,
-                OutboundMessage.status == OutboundStatus.pending,
-                OutboundMessage.attempts == attempts,
-            )
-            .values(status=OutboundStatus.sending, attempts=attempts + 1, claimed_at=now, handed_over_at=None)
+    )
+    # One conditional UPDATE: of two deliveries claiming at once, each row goes to whichever updates it
+    # first (the other's `status = pending` no longer matches), and RETURNING says which rows are ours.
+    claimed = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(due.scalar_subquery()), OutboundMessage.status == OutboundStatus.pending)
+        .values(
+            status=OutboundStatus.sending,
+            attempts=OutboundMessage.attempts + 1,
+            claimed_at=now,
+            handed_over_at=None,
         )
-        if result.rowcount == 1:
-            claimed[message_id] = attempts + 1
-    return claimed
+        .returning(OutboundMessage.id, OutboundMessage.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return dict(claimed.tuples().all())
 
 
 def hand_over_many(session: Session, *, claims: dict[int, int], now: datetime) -> set[int]:
