@@ -44,9 +44,9 @@ from meetings.models import (
     SeriesMember,
     Term,
 )
-from meetings.planning import apply_times
+from meetings.planning import new_meeting
 from meetings.referrals import issue_reference
-from meetings.schedule import calendar_uid, chair_for, thursdays_in_term
+from meetings.schedule import thursdays_in_term
 
 DIRECTORY_FILE = Path(__file__).with_name("demo_directory.yaml")
 CALENDAR_DOMAIN = "kestrelford.example.org"
@@ -229,20 +229,7 @@ def _ensure_meetings(
     for index, day in enumerate(dates):
         if day in meetings:
             continue
-        meeting = Meeting(
-            series_id=series.id,
-            meeting_date=day,
-            start_time=series.start_time,
-            location=series.location,
-            chair_id=chair_for(series.chair_rotation, index, series.chair_rotation_every),
-            minute_taker_id=series.coordinator_id,
-            status=MeetingStatus.planned,
-            calendar_uid=calendar_uid(series.id, day, CALENDAR_DOMAIN),
-            sequence=0,
-        )
-        apply_times(meeting, series)
-        session.add(meeting)
-        session.flush()
+        meeting = new_meeting(session, series, day, chair_index=index, calendar_domain=CALENDAR_DOMAIN)
         _meeting_history(session, meeting, None, MeetingStatus.planned, SET_UP_AT, None)
         if day in HELD_ON:
             _hold(session, meeting, people[COORDINATOR])

@@ -26,6 +26,28 @@ from meetings.schedule import calendar_uid, chair_for, meeting_deadlines, meetin
 from meetings.working_days import is_working_day
 
 
+def new_meeting(
+    session: Session, series: MeetingSeries, day: date, *, chair_index: int, calendar_domain: str
+) -> Meeting:
+    """A planned meeting of the series on `day` at its usual time and place, chaired by the rotation's
+    `chair_index`-th turn, minuted by the series' coordinator; added and flushed (it has an id)."""
+    meeting = Meeting(
+        series_id=series.id,
+        meeting_date=day,
+        start_time=series.start_time,
+        location=series.location,
+        chair_id=chair_for(series.chair_rotation, chair_index, series.chair_rotation_every),
+        minute_taker_id=series.coordinator_id,
+        status=MeetingStatus.planned,
+        calendar_uid=calendar_uid(series.id, day, calendar_domain),
+        sequence=0,
+    )
+    apply_times(meeting, series)
+    session.add(meeting)
+    session.flush()
+    return meeting
+
+
 def apply_times(meeting: Meeting, series: MeetingSeries) -> None:
     """Set the meeting's UTC window and sweep deadlines from its date, local start time and the series."""
     meeting.starts_at, meeting.ends_at = meeting_window(
@@ -117,20 +139,7 @@ def plan_term(
     # The rotation counts every meeting of the series in date order, so it carries on across terms.
     every_date = sorted(planned_for | set(wanted))
     for day in wanted:
-        meeting = Meeting(
-            series_id=series.id,
-            meeting_date=day,
-            start_time=series.start_time,
-            location=series.location,
-            chair_id=chair_for(series.chair_rotation, every_date.index(day), series.chair_rotation_every),
-            minute_taker_id=series.coordinator_id,
-            status=MeetingStatus.planned,
-            calendar_uid=calendar_uid(series.id, day, calendar_domain),
-            sequence=0,
-        )
-        apply_times(meeting, series)
-        session.add(meeting)
-        session.flush()
+        meeting = new_meeting(session, series, day, chair_index=every_date.index(day), calendar_domain=calendar_domain)
         _status_change(session, meeting, None, MeetingStatus.planned, now=now, actor_id=actor_id, note=term.name)
         audit.record(
             session,

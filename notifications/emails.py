@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from agencies.models import Person, Role, RoleGrant, School
 from caseconf.clock import london_text
 from caseconf.settings import Settings
-from meetings.models import Referral, ReferralStatus, ReferralStatusChange
+from meetings.models import Meeting, Referral, ReferralStatus, ReferralStatusChange
 from meetings.referral_rules import LABELS, SCHOOL_TODO
 from meetings.referrals import next_meeting_for
 from notifications.compose import render_email
@@ -113,6 +113,34 @@ def queue_about_referral(
         referral_id=referral.id,
         reference=referral.reference,
         link=f"{mail.base_url}{link}",
+        **context,
+    )
+
+
+def queue_about_meeting(
+    session: Session,
+    *,
+    mail: MailContext,
+    now: datetime,
+    meeting: Meeting,
+    person: Person,
+    template: str,
+    key: str,
+    **context,
+) -> OutboundMessage:
+    """An email to one person about a meeting, threaded on the meeting; the template gets their name and
+    the series' name (never anything about the children on the agenda)."""
+    return queue_email(
+        session,
+        mail=mail,
+        now=now,
+        template=template,
+        key=key,
+        recipient=person.email,
+        in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
+        meeting_id=meeting.id,
+        name=person.name,
+        series_name=meeting.series.name,
         **context,
     )
 

@@ -21,7 +21,7 @@ from meetings.agenda import lock_meeting
 from meetings.invitations import apply_rsvp, attendance_summary, invitations_of, sync_invitations
 from meetings.models import Invitation, InviteeRole, Meeting, MeetingSeries, MeetingStatus, Rsvp, SeriesMember
 from notifications.calendar import Reply, build_cancel, build_request
-from notifications.emails import MailContext, meeting_thread, queue_email
+from notifications.emails import MailContext, queue_about_meeting
 
 WHEN = "%A %-d %B %Y at %-I:%M%p"
 # Meetings still to come that may need invitations: the held and later ones never do.
@@ -218,21 +218,18 @@ def _queue(
     )
     deputy_for = session.get(Person, invitation.deputy_for_id) if invitation.deputy_for_id else None
     key = "invite-cancel" if cancel else "invite"
-    queue_email(
+    queue_about_meeting(
         session,
         mail=mail,
         now=now,
+        meeting=meeting,
+        person=person,
         template="invitation_cancelled" if cancel else "invitation",
         key=f"{key}:{meeting.id}:{person.id}:{meeting.sequence}",
-        recipient=person.email,
-        in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
-        meeting_id=meeting.id,
         ics=ics,
         ics_method="CANCEL" if cancel else "REQUEST",
         prefix=SUBJECT_PREFIX[kind],
         kind=kind,
-        name=person.name,
-        series_name=meeting.series.name,
         when=london_text(meeting.starts_at, WHEN),
         until=london_text(meeting.ends_at, "%-I:%M%p"),
         location=meeting.location,
@@ -296,17 +293,14 @@ def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: Mail
             person = session.get(Person, person_id)
             if person is None or not person.active:
                 continue
-            queue_email(
+            queue_about_meeting(
                 session,
                 mail=mail,
                 now=now,
+                meeting=meeting,
+                person=person,
                 template="quorum_alert",
                 key=f"quorum-alert:{meeting.id}:{person.id}",
-                recipient=person.email,
-                in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
-                meeting_id=meeting.id,
-                name=person.name,
-                series_name=meeting.series.name,
                 when=london_text(meeting.starts_at, WHEN),
                 reasons=summary.reasons,
                 missing=[a.name for a in summary.missing_agencies],

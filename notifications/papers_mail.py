@@ -24,7 +24,7 @@ from meetings.models import Document, Meeting, MeetingStatus
 from notifications.emails import (
     MailContext,
     eip_recipients,
-    meeting_thread,
+    queue_about_meeting,
     queue_about_referral,
     queue_email,
     referral_thread,
@@ -74,17 +74,14 @@ def _tell_of_empty_agenda(session: Session, meeting: Meeting, *, now: datetime, 
     """Nothing was listed by the cut-off: the chair and coordinator decide whether the clinic still meets."""
     people = {meeting.series.coordinator_id, meeting.chair_id} - {None}
     for person in session.scalars(select(Person).where(Person.id.in_(people)).order_by(Person.id)):
-        queue_email(
+        queue_about_meeting(
             session,
             mail=mail,
             now=now,
+            meeting=meeting,
+            person=person,
             template="agenda_empty",
             key=f"agenda-empty:{meeting.id}:{person.id}",
-            recipient=person.email,
-            in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
-            meeting_id=meeting.id,
-            name=person.name,
-            series_name=meeting.series.name,
             clinic=london_text(meeting.starts_at, CLINIC_DATE),
             link=f"{mail.base_url}/admin/meetings/{meeting.id}",
         )
@@ -202,18 +199,15 @@ def circulate_papers(
         pack = packs.get(reader.agency.id if reader.agency else None)
         attach = pack is not None and reader.agency is not None and reader.agency.attach_papers
         result.emails.append(
-            queue_email(
+            queue_about_meeting(
                 session,
                 mail=mail,
                 now=now,
+                meeting=meeting,
+                person=reader.person,
                 template="papers",
                 key=f"papers:{meeting.id}:{meeting.papers_version}:{reader.person.id}",
-                recipient=reader.person.email,
-                in_reply_to=meeting_thread(meeting.id, mail.mail_domain),
-                meeting_id=meeting.id,
                 attachments=[{"document_id": pack.id, "filename": pack.original_filename}] if attach else [],
-                name=reader.person.name,
-                series_name=meeting.series.name,
                 clinic=clinic,
                 version=meeting.papers_version,
                 has_pack=pack is not None,
