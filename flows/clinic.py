@@ -34,11 +34,17 @@ def _freeze(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
     result = papers_mail.freeze_meeting(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
     if result is None:
         return None
-    return {
-        "agenda": f"{len(agenda.listed_items(result.meeting))} items",
-        "moved to the next clinic": len(result.moved),
-        "reviews added": len(result.reviews_added),
-    }
+    listed = len(agenda.listed_items(result.meeting))
+    words = [_count(listed, "item") + " on the agenda"]
+    if result.moved:
+        words.append(_count(len(result.moved), "item") + " moved to the next clinic")
+    if result.reviews_added:
+        words.append(_count(len(result.reviews_added), "review") + " added")
+    return ", ".join(words)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _papers(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
@@ -51,12 +57,11 @@ def _papers(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
     )
     if result is None:
         return None
-    return {
-        "version": result.papers_version,
-        "packs": len(result.documents),
-        "emails": len(result.emails),
-        "items held back for consent": len(result.held_item_ids),
-    }
+    packs, emails = _count(len(result.documents), "pack"), _count(len(result.emails), "email")
+    words = f"version {result.papers_version}: {packs}, {emails}"
+    if result.held_item_ids:
+        words += f", {_count(len(result.held_item_ids), 'item')} held back for consent"
+    return words
 
 
 def _invite(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
@@ -68,7 +73,7 @@ def _invite(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
         organizer_name=ctx.settings.mail_from_name,
         organizer_email=ctx.settings.mail_from,
     )
-    return {"emails": queued}
+    return _count(queued, "email")
 
 
 def _quorum(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
@@ -76,8 +81,8 @@ def _quorum(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
     if not result.checked:
         return None
     if result.quorum_met:
-        return {"quorate": "yes"}
-    return {"quorate": "no", "why": result.reasons, "alerts": result.alerts_queued}
+        return "quorate"
+    return f"not quorate ({result.reasons}): {_count(result.alerts_queued, 'alert')} to the chair and coordinator"
 
 
 # In the order they should run when several fall due at once: an agenda is frozen before its papers go.

@@ -74,7 +74,14 @@ def test_each_sweep_runs_under_prefect_when_due_and_a_second_run_does_nothing(de
     with transaction(session_factory) as session:
         clinic = _clinic(session, date(2026, 11, 26))
         assert clinic.status == MeetingStatus.papers_sent and clinic.quorum_checked_at == QUORUM_CHECK
-        assert list(frozen["meetings"]) == list(papers["meetings"]) == list(quorum["meetings"]) == [clinic.id]
+        clinic_id = clinic.id
+    assert list(frozen["meetings"]) == list(papers["meetings"]) == list(quorum["meetings"]) == [clinic_id]
+    # What each run says it did, in words (as the rehearsal prints it).
+    assert frozen["meetings"][clinic_id] == "0 items on the agenda"
+    assert papers["meetings"][clinic_id].startswith("version 1: ") and papers["meetings"][clinic_id].endswith(
+        "9 emails"
+    )
+    assert quorum["meetings"][clinic_id].startswith("not quorate (")
     # Nobody has replied, so the chair and the coordinator are alerted, once each.
     assert first["invite"] == 4 * 9 and first["papers"] == 9 and first["quorum-alert"] == 2
     # Nothing was listed on that clinic by its cut-off: its chair and coordinator are asked whether it meets.
