@@ -6,16 +6,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agencies.models import Agency, Person, Role, RoleGrant
+from agencies.models import Agency, Area, Person, Role, RoleGrant, School
 from caseconf import audit
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings.models import (
     AgendaItem,
     AgendaItemStatus,
     Meeting,
+    MeetingKind,
     MeetingSeries,
     MeetingStatus,
     MeetingStatusChange,
@@ -560,4 +562,137 @@ def get_series(session: Session, name_or_id: str | int) -> MeetingSeries:
     series = series or session.scalar(select(MeetingSeries).where(MeetingSeries.name == text[:200]))
     if series is None:
         raise NotFound(f"meeting series {text[:200]}")
+    return series
+
+
+# --- a new series ---------------------------------------------------------------------------------
+
+# A new series' settings when none are given: the model's defaults, written out because a series that is
+# not yet saved has none of them (check_series_values weighs capacity against length before saving).
+SERIES_DEFAULTS = {
+    "duration_minutes": 120,
+    "capacity_items": 8,
+    "item_minutes": 15,
+    "cutoff_weekday": 0,
+    "cutoff_time": time(12, 0),
+    "papers_weekday": 1,
+    "papers_time": time(9, 0),
+    "quorum_min_agencies": 3,
+    "quorum_required_agencies": [],
+    "quorum_check_time": time(12, 0),
+    "invite_days_ahead": 28,
+    "chair_rotation_every": 3,
+}
+# What only a new series sets; the rest are the settings update_series changes too.
+CREATE_FIELDS = ("name", "kind", "area_id", "school_id", "weekday", "coordinator_id", "term_time_only")
+
+
+def coordinator_choices(session: Session) -> list[Person]:
+    """Active clinic coordinators and EIPs: the people meetings.access lets run a series' meetings."""
+    holders = select(RoleGrant.person_id).where(RoleGrant.role.in_((Role.coordinator, Role.eip)))
+    return list(
+        session.scalars(select(Person).where(Person.active.is_(True), Person.id.in_(holders)).order_by(Person.name))
+    )
+
+
+def _may_coordinate(person: Person, area_id: int | None) -> bool:
+    """A clinic coordinator runs every series; an EIP one serving their area, or a borough-wide one."""
+    roles = {(grant.role, grant.area_id) for grant in person.grants}
+    if any(role == Role.coordinator for role, _ in roles):
+        return True
+    return any(role == Role.eip and (area_id is None or scope == area_id) for role, scope in roles)
+
+
+def _chosen(session: Session, model, value: object):
+    number = _parse_int(value) if value not in (None, "") else None
+    return session.get(model, number) if number and 0 < number < 2**31 else None
+
+
+def _check_new_series(session: Session, values: dict) -> tuple[dict, dict]:
+    """The series' own fields, typed, and what is wrong with them (field -> message)."""
+    problems: dict[str, str] = {}
+    clean: dict = {}
+    name = " ".join(str(values.get("name") or "").split())
+    if not name:
+        problems["name"] = "Enter a name for the series"
+    elif len(name) > 200:
+        problems["name"] = "The name must be 200 characters or fewer"
+    elif session.scalar(select(MeetingSeries.id).where(func.lower(MeetingSeries.name) == name.lower())):
+        problems["name"] = f"A series called {name} already exists"
+    clean["name"] = name
+
+    kind = str(values.get("kind") or "")
+    clean["kind"] = kind
+    clean["area_id"] = clean["school_id"] = None
+    if kind == MeetingKind.hot_clinic:
+        if values.get("area_id") not in (None, ""):
+            area = _chosen(session, Area, values["area_id"])
+            if area is None:
+                problems["area_id"] = "Choose an area, or all areas"
+            else:
+                clean["area_id"] = area.id
+    elif kind == MeetingKind.team_around_school:
+        school = _chosen(session, School, values.get("school_id"))
+        if school is None or not school.active:
+            problems["school_id"] = "Choose the school the series is for"
+        else:
+            # The school's area, so that area's EIPs run it (meetings.access); hot clinic lists go by kind.
+            clean["school_id"], clean["area_id"] = school.id, school.area_id
+    else:
+        problems["kind"] = "Choose whether it is a hot clinic or a team around the school"
+
+    weekday = _parse_int(values.get("weekday", ""))
+    if weekday is None or not 0 <= weekday <= 4:
+        problems["weekday"] = "Choose a day from Monday to Friday"
+    clean["weekday"] = weekday
+
+    coordinator = _chosen(session, Person, values.get("coordinator_id"))
+    if coordinator is None or not coordinator.active or not _may_coordinate(coordinator, None):
+        problems["coordinator_id"] = "Choose a clinic coordinator or an Education Inclusion Partner to coordinate"
+    elif "area_id" not in problems and not _may_coordinate(coordinator, clean["area_id"]):
+        problems["coordinator_id"] = (
+            f"{coordinator.name} is an Education Inclusion Partner for another area: choose a clinic coordinator "
+            "or an EIP for this area"
+        )
+    clean["coordinator_id"] = coordinator.id if coordinator is not None else None
+    clean["term_time_only"] = bool(values.get("term_time_only", True))
+    return clean, problems
+
+
+def create_series(session: Session, *, values: dict, now: datetime, actor_id: int | None) -> MeetingSeries:
+    """A new series with the given settings, the rest as SERIES_DEFAULTS. It has no members or meetings
+    yet: add its core members, then plan its meetings a term at a time (plan_term).
+
+    `values` holds name, kind (a MeetingKind), area_id (a hot clinic; none for all areas) or school_id
+    (a team around the school), weekday (0-4), start_time, location, coordinator_id, chair_rotation and any
+    of the settings update_series takes. Invalid names every wrong field at once."""
+    own, problems = _check_new_series(session, values)
+    settings = {k: v for k, v in values.items() if k not in CREATE_FIELDS}
+    for needed in ("start_time", "location", "chair_rotation"):
+        settings.setdefault(needed, "")
+    defaults = SERIES_DEFAULTS | {"quorum_required_agencies": []}  # a list of its own
+    draft = MeetingSeries(**defaults)
+    try:
+        clean = check_series_values(session, draft, settings)
+    except Invalid as exc:
+        problems |= exc.problems
+        clean = {}
+    if problems:
+        raise Invalid(problems)
+    series = MeetingSeries(**(defaults | clean | own), quorum_chair_required=True, active=True)
+    try:
+        with session.begin_nested():  # someone else may have taken the name since the check
+            session.add(series)
+            session.flush()
+    except IntegrityError as exc:
+        raise Invalid({"name": f"A series called {own['name']} already exists"}) from exc
+    audit.record(
+        session,
+        now=now,
+        action="series.created",
+        actor_person_id=actor_id,
+        record_type="meeting_series",
+        record_id=series.id,
+        settings={name: _shown(value) for name, value in (defaults | clean | own).items()},
+    )
     return series

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agencies.models import Agency
+from agencies.models import Agency, Area, School
 from caseconf.clock import london_text, london_today
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import membership, planning, terms
@@ -41,6 +41,8 @@ DONE = {
     "chair": "The chair has been changed.",
     "cancelled": "The meeting has been cancelled. Invitees will be sent a cancellation.",
     "updated": "The series settings have been saved.",
+    "created": "The series has been created. Next, add its core members below, then plan its meetings for a "
+    "term: it has none yet.",
     "member_added": "The member has been added. They will be invited to the upcoming meetings.",
     "member_removed": "The member has been removed. They will be sent a cancellation for any meeting they were "
     "invited to.",
@@ -100,6 +102,106 @@ def series_list(request: Request, session: DbSession, viewer: SignedIn) -> Respo
         upcoming = [m for m in planning.series_meetings(session, series.id) if m.starts_at > now]
         rows.append((series, upcoming[0] if upcoming else None))
     return render(request, "admin/series/index.html", rows=rows, kinds=KIND_LABELS, weekdays=planning.WEEKDAYS)
+
+
+def _new_series_page(request: Request, session: Session, *, typed: dict, errors=None, status_code=200) -> Response:
+    return render(
+        request,
+        "admin/series/new.html",
+        status_code=status_code,
+        typed=typed,
+        errors=errors or {},
+        areas=session.scalars(select(Area).order_by(Area.name)).all(),
+        schools=session.scalars(select(School).where(School.active.is_(True)).order_by(School.name)).all(),
+        coordinators=planning.coordinator_choices(session),
+        agencies=membership.active_agencies(session),
+        eips=planning.eip_people(session),
+        kinds=KIND_LABELS,
+        weekdays=planning.WEEKDAYS,
+        max_chairs=MAX_CHAIRS,
+    )
+
+
+def _default_values() -> dict:
+    defaults = planning.SERIES_DEFAULTS
+    typed = {name: str(defaults[name]) for name in (*planning.NUMBERS, *planning.DAYS)}
+    typed |= {name: defaults[name].strftime("%H:%M") for name in planning.TIMES if name in defaults}
+    return typed | {"quorum_required_agencies": [], "chairs": [""] * MAX_CHAIRS}
+
+
+# Declared before /series/{series_id}, which would otherwise take "new" for an id.
+@router.get("/series/new")
+def new_series_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    _manager(viewer)
+    return _new_series_page(request, session, typed=_default_values())
+
+
+@router.post("/series/new")
+def create_series(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    name: str = Form(""),
+    kind: str = Form(""),
+    area_id: str = Form(""),
+    school_id: str = Form(""),
+    weekday: str = Form(""),
+    start_time: str = Form(""),
+    duration_minutes: str = Form(""),
+    location: str = Form(""),
+    coordinator_id: str = Form(""),
+    capacity_items: str = Form(""),
+    item_minutes: str = Form(""),
+    cutoff_weekday: str = Form(""),
+    cutoff_time: str = Form(""),
+    papers_weekday: str = Form(""),
+    papers_time: str = Form(""),
+    quorum_min_agencies: str = Form(""),
+    quorum_required_agencies: list[str] = Form([]),  # noqa: B008 (FastAPI's way to read repeated fields)
+    quorum_check_time: str = Form(""),
+    invite_days_ahead: str = Form(""),
+    chair_rotation_every: str = Form(""),
+    chairs: list[str] = Form([]),  # noqa: B008
+) -> Response:
+    _manager(viewer)
+    typed = {
+        "name": name,
+        "kind": kind,
+        "area_id": area_id,
+        "school_id": school_id,
+        "weekday": weekday,
+        "start_time": start_time,
+        "duration_minutes": duration_minutes,
+        "location": location,
+        "coordinator_id": coordinator_id,
+        "capacity_items": capacity_items,
+        "item_minutes": item_minutes,
+        "cutoff_weekday": cutoff_weekday,
+        "cutoff_time": cutoff_time,
+        "papers_weekday": papers_weekday,
+        "papers_time": papers_time,
+        "quorum_min_agencies": quorum_min_agencies,
+        "quorum_required_agencies": quorum_required_agencies,
+        "quorum_check_time": quorum_check_time,
+        "invite_days_ahead": invite_days_ahead,
+        "chair_rotation_every": chair_rotation_every,
+    }
+    try:
+        with session.begin():
+            series = planning.create_series(
+                session,
+                values=typed | {"chair_rotation": [c for c in chairs if c.strip()]},
+                now=now_of(request),
+                actor_id=viewer.person_id,
+            )
+            series_id = series.id
+    except Invalid as exc:
+        session.rollback()
+        chosen = (chairs + [""] * MAX_CHAIRS)[:MAX_CHAIRS]
+        return _new_series_page(
+            request, session, typed=typed | {"chairs": chosen}, errors=exc.problems, status_code=400
+        )
+    return RedirectResponse(f"/admin/series/{series_id}?done=created", status_code=303)
 
 
 def _series_page(request: Request, session: Session, series: MeetingSeries, **context) -> Response:
