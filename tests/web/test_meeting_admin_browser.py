@@ -99,3 +99,36 @@ def test_coordinator_adds_a_core_member_and_removes_one(server, page, settings, 
     assert "The member has been removed" in page.locator(".govuk-notification-banner").inner_text()
     assert page.get_by_role("cell", name=lado_rep_name, exact=True).count() == 0
     assert page.get_by_role("link", name=f"Remove {lado_rep_name}").count() == 0
+
+
+def test_coordinator_creates_a_team_around_the_school(server, page, settings, session_factory, clock):
+    sign_in_by_email(page, server, settings, session_factory, clock, COORDINATOR)
+    page.goto(f"{server}/admin/series")
+    page.get_by_role("button", name="Create a series").click()
+    page.get_by_role("heading", name="Create a series").wait_for()
+    page.get_by_label("Name", exact=True).fill("Team Around Larkfield Middle")
+    page.get_by_role("radio", name="Team around the school").check()
+    page.locator("#weekday").select_option(label="Wednesday")
+    page.get_by_label("Start time").fill("15:45")
+    shot(page, "admin-series-new")
+    page.get_by_role("button", name="Create the series").click()
+    summary = page.locator(".govuk-error-summary")
+    summary.wait_for()
+    assert "Choose the school the series is for" in summary.inner_text()
+    assert "Enter where the meeting is held" in summary.inner_text()
+    assert page.get_by_label("Start time").input_value() == "15:45"  # kept
+    shot(page, "admin-series-new-errors")
+    summary.get_by_role("link", name="Choose the school the series is for").click()
+    assert page.evaluate("document.activeElement.id") == "school_id"
+
+    page.locator("#school_id").select_option(label="Larkfield Middle")
+    page.get_by_label("Where the meeting is held").fill("Larkfield Middle, meeting room 1")
+    page.locator("#coordinator_id").select_option(label="Tomasz Kettleby, Education Inclusion Partner (East)")
+    page.locator("#chair-1").select_option(label="Tomasz Kettleby")
+    page.get_by_role("button", name="Create the series").click()
+    banner = page.locator(".govuk-notification-banner")
+    banner.wait_for()
+    assert "add its core members" in banner.inner_text()
+    page.get_by_role("heading", name="Team Around Larkfield Middle").wait_for()
+    assert "Wednesdays at 15:45" in page.locator(".govuk-summary-list").inner_text()
+    shot(page, "admin-series-created")

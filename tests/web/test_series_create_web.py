@@ -87,7 +87,7 @@ def test_the_listing_offers_the_form_with_the_usual_defaults(client, session_fac
     assert 'name="cutoff_time" type="text" value="12:00"' in page.text
     assert 'name="invite_days_ahead" type="text" value="28"' in page.text
     assert "Saturday" not in page.text.split('id="weekday"')[1].split("</select>")[0]  # Monday to Friday only
-    assert 'data-aria-controls="conditional-kind-2"' in page.text  # the school is asked for a team around a school
+    assert "School (a team around the school only)" in page.text and "All areas" in page.text
 
 
 def test_errors_are_listed_linked_and_what_was_typed_is_kept(client, session_factory, session, demo):
