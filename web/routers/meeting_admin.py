@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +22,26 @@ from notifications.papers_mail import queue_item_moved
 from web.deps import DbSession, SignedIn, mail_context, now_of, render
 
 router = APIRouter(prefix="/admin")
+
+# What the series forms send: the settings (new and edit pages) and what only a new series chooses.
+SETTINGS_FIELDS = (
+    "start_time", "duration_minutes", "location", "capacity_items", "item_minutes", "cutoff_weekday",
+    "cutoff_time", "papers_weekday", "papers_time", "quorum_min_agencies", "quorum_check_time",
+    "invite_days_ahead", "chair_rotation_every",
+)  # fmt: skip
+NEW_SERIES_FIELDS = ("name", "kind", "area_id", "school_id", "weekday", "coordinator_id")
+
+
+async def _series_form(request: Request) -> tuple[dict, list[str]]:
+    """The fields as typed (kept to show again on an error) and the chairs in order."""
+    form = await request.form()
+    typed = {name: str(form.get(name, "")) for name in NEW_SERIES_FIELDS + SETTINGS_FIELDS}
+    typed["quorum_required_agencies"] = [str(v) for v in form.getlist("quorum_required_agencies")]
+    return typed, [str(v) for v in form.getlist("chairs")]
+
+
+SeriesForm = Annotated[tuple[dict, list[str]], Depends(_series_form)]
+
 
 MAX_TERMS_FILE = 512 * 1024
 MAX_CHAIRS = 6
@@ -137,55 +158,9 @@ def new_series_page(request: Request, session: DbSession, viewer: SignedIn) -> R
 
 
 @router.post("/series/new")
-def create_series(
-    request: Request,
-    session: DbSession,
-    viewer: SignedIn,
-    name: str = Form(""),
-    kind: str = Form(""),
-    area_id: str = Form(""),
-    school_id: str = Form(""),
-    weekday: str = Form(""),
-    start_time: str = Form(""),
-    duration_minutes: str = Form(""),
-    location: str = Form(""),
-    coordinator_id: str = Form(""),
-    capacity_items: str = Form(""),
-    item_minutes: str = Form(""),
-    cutoff_weekday: str = Form(""),
-    cutoff_time: str = Form(""),
-    papers_weekday: str = Form(""),
-    papers_time: str = Form(""),
-    quorum_min_agencies: str = Form(""),
-    quorum_required_agencies: list[str] = Form([]),  # noqa: B008 (FastAPI's way to read repeated fields)
-    quorum_check_time: str = Form(""),
-    invite_days_ahead: str = Form(""),
-    chair_rotation_every: str = Form(""),
-    chairs: list[str] = Form([]),  # noqa: B008
-) -> Response:
+def create_series(request: Request, session: DbSession, viewer: SignedIn, form: SeriesForm) -> Response:
     _manager(viewer)
-    typed = {
-        "name": name,
-        "kind": kind,
-        "area_id": area_id,
-        "school_id": school_id,
-        "weekday": weekday,
-        "start_time": start_time,
-        "duration_minutes": duration_minutes,
-        "location": location,
-        "coordinator_id": coordinator_id,
-        "capacity_items": capacity_items,
-        "item_minutes": item_minutes,
-        "cutoff_weekday": cutoff_weekday,
-        "cutoff_time": cutoff_time,
-        "papers_weekday": papers_weekday,
-        "papers_time": papers_time,
-        "quorum_min_agencies": quorum_min_agencies,
-        "quorum_required_agencies": quorum_required_agencies,
-        "quorum_check_time": quorum_check_time,
-        "invite_days_ahead": invite_days_ahead,
-        "chair_rotation_every": chair_rotation_every,
-    }
+    typed, chairs = form
     try:
         with session.begin():
             series = planning.create_series(
@@ -300,44 +275,10 @@ def edit_series_page(request: Request, session: DbSession, viewer: SignedIn, ser
 
 
 @router.post("/series/{series_id}/edit")
-def edit_series(
-    request: Request,
-    session: DbSession,
-    viewer: SignedIn,
-    series_id: int,
-    start_time: str = Form(""),
-    duration_minutes: str = Form(""),
-    location: str = Form(""),
-    capacity_items: str = Form(""),
-    item_minutes: str = Form(""),
-    cutoff_weekday: str = Form(""),
-    cutoff_time: str = Form(""),
-    papers_weekday: str = Form(""),
-    papers_time: str = Form(""),
-    quorum_min_agencies: str = Form(""),
-    quorum_required_agencies: list[str] = Form([]),  # noqa: B008 (FastAPI's way to read repeated fields)
-    quorum_check_time: str = Form(""),
-    invite_days_ahead: str = Form(""),
-    chair_rotation_every: str = Form(""),
-    chairs: list[str] = Form([]),  # noqa: B008
-) -> Response:
+def edit_series(request: Request, session: DbSession, viewer: SignedIn, series_id: int, form: SeriesForm) -> Response:
     _manager(viewer)
-    typed = {
-        "start_time": start_time,
-        "duration_minutes": duration_minutes,
-        "location": location,
-        "capacity_items": capacity_items,
-        "item_minutes": item_minutes,
-        "cutoff_weekday": cutoff_weekday,
-        "cutoff_time": cutoff_time,
-        "papers_weekday": papers_weekday,
-        "papers_time": papers_time,
-        "quorum_min_agencies": quorum_min_agencies,
-        "quorum_required_agencies": quorum_required_agencies,
-        "quorum_check_time": quorum_check_time,
-        "invite_days_ahead": invite_days_ahead,
-        "chair_rotation_every": chair_rotation_every,
-    }
+    typed, chairs = form
+    typed = {key: value for key, value in typed.items() if key not in NEW_SERIES_FIELDS}
     values = typed | {"chair_rotation": [c for c in chairs if c.strip()]}
     try:
         with session.begin():
