@@ -297,25 +297,20 @@ def cancel_meeting(
         )
     carried = []
     if target is not None:
-        on_target = {item.referral_id for item in target.items if item.referral_id is not None}
+        on_target = {item.referral_id: item for item in target.items if item.referral_id is not None}
         position = max((item.position for item in target.items), default=0)
         for item in listed:
             item.status = AgendaItemStatus.deferred
-            if item.referral_id is not None and item.referral_id in on_target:
+            existing = on_target.get(item.referral_id) if item.referral_id is not None else None
+            if existing is not None and existing.status == AgendaItemStatus.listed:
                 continue  # already on the next agenda
             position += 1
-            new_item = AgendaItem(
-                meeting_id=target.id,
-                kind=item.kind,
-                referral_id=item.referral_id,
-                action_id=item.action_id,
-                position=position,
-                slot_minutes=item.slot_minutes,
-                status=AgendaItemStatus.listed,
-                carried_from_id=item.id,
-                agencies_needed=list(item.agencies_needed or []),
-                added_at=now,
-            )
+            # A referral once taken off the next agenda has a row there already (one row a meeting): reuse it.
+            new_item = existing or AgendaItem(meeting_id=target.id, referral_id=item.referral_id)
+            new_item.kind, new_item.action_id, new_item.position = item.kind, item.action_id, position
+            new_item.slot_minutes, new_item.status = item.slot_minutes, AgendaItemStatus.listed
+            new_item.carried_from_id, new_item.added_at = item.id, now
+            new_item.agencies_needed = list(item.agencies_needed or [])
             session.add(new_item)
             carried.append(new_item)
         if carried and target.status != MeetingStatus.planned:

@@ -270,6 +270,8 @@ def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: Mail
     if (
         meeting is None
         or meeting.quorum_checked_at is not None
+        or meeting.quorum_check_at is None
+        or meeting.quorum_check_at > now  # moved since the sweep found it due
         or meeting.status not in OPEN_STATUSES
         or meeting.starts_at <= now
     ):
@@ -300,7 +302,8 @@ def check_quorum(session: Session, meeting_id: int, *, now: datetime, mail: Mail
                 meeting=meeting,
                 person=person,
                 template="quorum_alert",
-                key=f"quorum-alert:{meeting.id}:{person.id}",
+                # A moved meeting is checked again before its new date, and may need alerting again.
+                key=f"quorum-alert:{meeting.id}:{person.id}:{meeting.sequence}",
                 when=london_text(meeting.starts_at, WHEN),
                 reasons=summary.reasons,
                 missing=[a.name for a in summary.missing_agencies],
@@ -339,11 +342,12 @@ def apply_calendar_reply(session: Session, *, reply: Reply, sender: str | None, 
         )
     if meeting.status == MeetingStatus.cancelled:
         return ReplyOutcome(False, f"Calendar reply from {reply.attendee_email} to the cancelled {what}")
-    if invitation.sequence_sent is not None and reply.sequence < invitation.sequence_sent:
+    if reply.sequence < meeting.sequence:
+        # A reply to a version before a move or change: the updated invitation asks for a new one.
         return ReplyOutcome(
             False,
             f"Out-of-date calendar reply from {reply.attendee_email} (to version {reply.sequence}; "
-            f"version {invitation.sequence_sent} was sent since): not applied",
+            f"the meeting has changed since, to version {meeting.sequence}): not applied",
         )
     try:
         rsvp = apply_rsvp(

@@ -192,7 +192,8 @@ def circulate_papers(
     first_time = meeting.status == MeetingStatus.agenda_frozen
     if first_time:
         agenda.set_status(session, meeting, MeetingStatus.papers_sent, now=now, by=None)
-    meeting.papers_sent_at = now
+    # These papers include every change made so far, even one made after this run began (its `now`).
+    meeting.papers_sent_at = max(now, meeting.agenda_changed_at or now)
 
     clinic = london_text(meeting.starts_at, CLINIC_DATE)
     for reader in readers:

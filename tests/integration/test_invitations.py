@@ -392,7 +392,7 @@ def test_quorum_not_met_alerts_chair_and_coordinator_once(session_factory, sessi
     assert "only 2 agencies have accepted; 3 are needed" in alert.body_text.lower()
     assert "So far 2 agencies have accepted (3 needed)" in alert.body_text
     assert f"/meetings/{meeting_id}/attendance" in alert.body_text
-    assert alert.idempotency_key == f"quorum-alert:{meeting_id}:{alert_person(session, alert.recipient)}"
+    assert alert.idempotency_key == f"quorum-alert:{meeting_id}:{alert_person(session, alert.recipient)}:0"
     assert meeting.quorum_checked_at == later.now()
 
 
@@ -437,3 +437,26 @@ def test_a_new_time_asks_everyone_again_and_the_quorum_is_checked_again(session_
     session.expire_all()
     chair = next(i for i in session.get(Meeting, meeting_id).invitations if i.role == "chair")
     assert chair.rsvp == Rsvp.accepted
+
+
+def test_a_meeting_moved_after_its_alert_is_checked_and_alerted_again_at_its_new_time(
+    session_factory, session, clock, demo
+):
+    from meetings.planning import move_meeting
+
+    meeting_id = meeting_on(session, CLINIC_DAY).id
+    send(session_factory, clock, meeting_id)
+    first_check = quorum_clock(session)
+    assert check(session_factory, first_check, meeting_id).alerts_queued == 2
+    with transaction(session_factory) as s:
+        move_meeting(s, meeting=s.get(Meeting, meeting_id), new_date=date(2026, 12, 2), now=first_check.now(),
+                     actor_id=None, reason="Room needed")  # fmt: skip
+    # A sweep that found it due before the move must not check it now, with everyone's replies just reset.
+    assert not check(session_factory, first_check, meeting_id).checked
+    session.expire_all()
+    new_check = FixedClock(session.get(Meeting, meeting_id).quorum_check_at + timedelta(minutes=5))
+    with transaction(session_factory) as s:
+        assert invites.meetings_due_quorum_check(s, now=new_check.now()) == [meeting_id]
+    assert check(session_factory, new_check, meeting_id).alerts_queued == 2
+    alerts = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "quorum_alert")).all()
+    assert len(alerts) == 4 and {a.idempotency_key.rsplit(":", 1)[1] for a in alerts} == {"0", "1"}

@@ -205,6 +205,19 @@ def test_a_change_after_the_papers_sends_updated_papers(session_factory, session
     assert marigold not in text and juniper in text  # the urgent one went to the next clinic
 
 
+def test_a_change_made_while_a_papers_run_was_starting_is_not_sent_twice(session_factory, session, settings, clinic):
+    circulate(session_factory, settings, clinic["meeting"])
+    changed_at = PAPERS_AT + timedelta(hours=2)
+    with transaction(session_factory) as s:
+        meeting = s.get(Meeting, clinic["meeting"])
+        agenda.remove_item(s, meeting=meeting, item_id=agenda.listed_items(meeting)[0].id, now=changed_at,
+                           actor_id=clinic["coordinator"], to_next_meeting=True)  # fmt: skip
+    # A run that began (its `now`) a moment before the change still builds the papers after it.
+    assert circulate(session_factory, settings, clinic["meeting"], now=changed_at - timedelta(seconds=5))[0] == 2
+    with session_factory() as s:
+        assert meetings_due_papers(s, now=changed_at + timedelta(minutes=15)) == []  # no third, identical round
+
+
 def test_an_item_without_consent_is_held_back_and_the_coordinator_told(session_factory, session, settings, clinic):
     juniper, marigold = clinic["references"]
     with transaction(session_factory) as s:

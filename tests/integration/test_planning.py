@@ -267,6 +267,26 @@ def test_cancelling_carries_listed_items_to_the_next_meeting_and_raises_the_sequ
     assert change.note == "Chair unwell" and change.from_status == MeetingStatus.planned
 
 
+def test_cancelling_relists_a_referral_once_taken_off_the_next_agenda(session, world):
+    plan(session, world, "autumn")
+    meetings = meetings_of(session, world["series"])
+    cancelled, following = meetings[10], meetings[11]
+    with unit(session):
+        school = make_school(session, area=world["area"])
+        referrer = make_person(session, email="dsl@school.example.org")
+        referral = make_referral(session, school, referrer, "VPHC-2026-0004")
+        taken_off = add_item(session, following, referral, 1)
+        taken_off.status = AgendaItemStatus.removed  # listed on the later clinic, then taken off it
+        listed = add_item(session, cancelled, referral, 1)  # and listed on the earlier one
+    with unit(session):
+        carried = planning.cancel_meeting(session, meeting=cancelled, reason="Snow", now=NOW, actor_id=None)
+    session.expire_all()
+    # Still on an agenda: the row it had on the later clinic is listed again, pointing back.
+    assert [item.id for item in carried] == [taken_off.id]
+    assert taken_off.status == AgendaItemStatus.listed and taken_off.carried_from_id == listed.id
+    assert listed.status == AgendaItemStatus.deferred
+
+
 def test_cancelling_needs_a_reason_and_a_later_meeting_for_its_items(session, world):
     plan(session, world, "autumn")
     last = meetings_of(session, world["series"])[-1]

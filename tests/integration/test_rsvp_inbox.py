@@ -170,6 +170,18 @@ def test_a_reply_to_an_old_version_is_not_applied(session_factory, session, cloc
     assert invitation(session, meeting).rsvp == Rsvp.accepted
 
 
+def test_a_reply_to_the_old_time_arriving_before_the_update_goes_out_is_not_applied(
+    session_factory, session, clock, meeting
+):
+    # Version 0 went out; the meeting then moved (version 1), and the update has not been sent yet.
+    with transaction(session_factory) as s:
+        s.get(Meeting, meeting.id).sequence += 1
+    deliver(session_factory, clock, reply_email(REP, reply_ics(meeting.calendar_uid, REP, "ACCEPTED", sequence=0)))
+    inbound = latest_inbound(session)
+    assert inbound.status == InboundStatus.needs_human and "has changed since" in inbound.note
+    assert invitation(session, meeting).rsvp == Rsvp.needs_action
+
+
 def test_a_forwarded_invitation_is_not_a_reply(session_factory, session, clock, meeting):
     ics = reply_ics(meeting.calendar_uid, REP, "ACCEPTED").replace("METHOD:REPLY", "METHOD:REQUEST")
     report = deliver(session_factory, clock, reply_email(REP, ics, subject="Fwd: clinic"))
