@@ -173,19 +173,27 @@ def read_terms_ics(text: str) -> list[TermDates]:
 
     try:
         calendar = Calendar.from_ical(text)
-    except ValueError as exc:
+    except Exception as exc:  # whatever the parser trips on, the file is at fault
         raise Invalid([f"The calendar file cannot be read: {str(exc)[:200]}"]) from None
     problems: list[str] = []
     terms: dict[str, TermDates] = {}
     half_terms: list[tuple[str, date, date]] = []
     closures: list[tuple[str, date, date]] = []
-    for event in calendar.walk("VEVENT"):
-        summary = str(event.get("SUMMARY", "")).strip()
+    for number, event in enumerate(calendar.walk("VEVENT"), 1):
+        summary = event.get("SUMMARY", "")
+        if isinstance(summary, list):
+            problems.append(f"event {number}: has more than one SUMMARY (name)")
+            continue
+        summary = str(summary).strip()
         here = f"event '{summary[:80]}'"
         if not summary:
-            problems.append("an event has no SUMMARY (name)")
+            problems.append(f"event {number}: has no SUMMARY (name)")
             continue
-        span = _all_day_span(event, here, problems)
+        try:
+            span = _all_day_span(event, here, problems)
+        except Exception:  # a property icalendar cannot read: the file's fault, said as such
+            problems.append(f"{here}: its dates cannot be read (DTSTART and DTEND must be dates like 20270104)")
+            continue
         if span is None:
             continue
         lowered = summary.lower()
@@ -237,15 +245,18 @@ def _all_day_span(event, here: str, problems: list[str]) -> tuple[date, date] | 
     if start is None:
         problems.append(f"{here}: has no start date (DTSTART)")
         return None
+    end = event.get("DTEND")
+    if isinstance(start, list) or isinstance(end, list):
+        problems.append(f"{here}: has more than one start or end")
+        return None
     first = start.dt
-    if isinstance(first, datetime):
+    if isinstance(first, datetime) or not isinstance(first, date):
         problems.append(f"{here}: is not an all-day event")
         return None
-    end = event.get("DTEND")
     if end is None:
         return first, first
     after = end.dt
-    if isinstance(after, datetime):
+    if isinstance(after, datetime) or not isinstance(after, date):
         problems.append(f"{here}: is not an all-day event")
         return None
     if after <= first:

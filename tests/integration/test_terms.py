@@ -172,3 +172,26 @@ def test_a_file_that_is_not_text_is_refused(session):
     with pytest.raises(Invalid) as refused:
         import_file(session, "terms.csv", b"\xff\xfe\x00binary")
     assert "not text" in refused.value.problems[0]
+
+
+def _raw_event(*lines: str) -> bytes:
+    body = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//x//y//EN", "BEGIN:VEVENT", "UID:a@example.org",
+            "DTSTAMP:20260601T090000Z", *lines, "END:VEVENT", "END:VCALENDAR"]  # fmt: skip
+    return "\r\n".join(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (("SUMMARY:Autumn", "DTSTART;VALUE=DATE:2026-13-45"), "event 'Autumn': its dates cannot be read"),
+        (("SUMMARY:Autumn", "DTSTART;VALUE=DATE:20260901", "DTSTART;VALUE=DATE:20260902"), "event 'Autumn': has more"),
+        (("SUMMARY:Autumn", "DTSTART;VALUE=DATE:20260901", "DTEND:P1D"), "event 'Autumn'"),
+        (("SUMMARY:Autumn", "DTSTART;VALUE=PERIOD:20260901T000000Z/P1D"), "event 'Autumn'"),
+        (("SUMMARY:Autumn", "SUMMARY:B", "DTSTART;VALUE=DATE:20260901"), "event 1: has more than one SUMMARY"),
+    ],
+)
+def test_a_hostile_calendar_file_gets_a_clear_refusal_not_a_crash(session, lines, message):
+    with pytest.raises(Invalid) as refused:
+        import_file(session, "terms.ics", _raw_event(*lines))
+    assert any(p.startswith(message) for p in refused.value.problems), refused.value.problems
+    assert saved(session) == {}
