@@ -28,6 +28,14 @@ from meetings.schedule import calendar_uid, chair_for, meeting_deadlines, meetin
 from meetings.working_days import is_working_day
 
 
+def ask_again(meeting: Meeting) -> None:
+    """A meeting at a new time: the calendar update asks everyone to reply again (as calendars do), so
+    earlier replies no longer count towards the quorum, which is checked again before the new time."""
+    for invitation in meeting.invitations:
+        invitation.rsvp, invitation.rsvp_at, invitation.rsvp_source = Rsvp.needs_action, None, None
+    meeting.quorum_checked_at = None
+
+
 def new_meeting(
     session: Session, series: MeetingSeries, day: date, *, chair_index: int, calendar_domain: str
 ) -> Meeting:
@@ -241,11 +249,7 @@ def move_meeting(
     apply_times(meeting, series)
     meeting.sequence += 1
     if when_changed:
-        # The update asks everyone to reply again (as calendars do for a new time), so earlier replies no
-        # longer count towards the quorum, which is checked again before the new date.
-        for invitation in meeting.invitations:
-            invitation.rsvp, invitation.rsvp_at, invitation.rsvp_source = Rsvp.needs_action, None, None
-        meeting.quorum_checked_at = None
+        ask_again(meeting)
     # A frozen agenda stays frozen when the new cut-off is still ahead: the agenda is already settled,
     # and unfreezing it would let the freeze sweep run again and send a second round of notices.
     audit.record(
@@ -529,6 +533,8 @@ def update_series(
             if meeting.location == old_location:
                 meeting.location = series.location
             apply_times(meeting, series)
+            if (meeting.starts_at, meeting.ends_at) != entry[:2]:
+                ask_again(meeting)
             if (meeting.starts_at, meeting.ends_at, meeting.location) != entry:
                 meeting.sequence += 1
                 updated.append(meeting)
