@@ -128,6 +128,10 @@ class Simulation:
     answered: set[int] = field(default_factory=set)  # outbound message ids already answered
     day: date | None = None
     totals: Counter = field(default_factory=Counter)
+    clock: datetime | None = None  # the simulated time reached so far; it never goes back
+
+    def __post_init__(self) -> None:
+        self.clock = self.start
 
     def log(self, moment: datetime, what: str) -> None:
         local = london(moment)
@@ -152,6 +156,7 @@ class Simulation:
     def run(self) -> Counter:
         for moment, _, flow, name in self.sweep_firings():
             self.mail_until(moment)
+            self.clock = moment
             if name in clinic.SWEEPS:
                 if not clinic.due_now(name, moment):
                     continue
@@ -181,6 +186,7 @@ class Simulation:
             moment = self.next_mail_moment(limit)
             if moment is None:
                 return
+            self.clock = moment
             self.deliver(moment)
             self.send_replies(moment)
             self.read_mailbox(moment)
@@ -199,11 +205,11 @@ class Simulation:
         if self.replies:
             candidates.append(self.replies[0][0])
         if waiting:
-            candidates.append(self.start)
+            candidates.append(self.clock)  # mail waiting in the inbox: read it now
         if not candidates:
             return None
         # Every-minute sweeps fire on the minute after the work appears.
-        moment = max(_next_minute(min(candidates)), self.start)
+        moment = max(_next_minute(min(candidates)), self.clock)
         return moment if moment < limit else None
 
     def deliver(self, moment: datetime) -> None:
