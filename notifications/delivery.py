@@ -277,7 +277,9 @@ def deliver_due(
                 continue
             with transaction(factory) as session:
                 owned = hand_over_many(session, claims={i: claimed[i] for i in chunk}, now=now())
-            record({message_id: (smtp.send(emails[message_id]), True) for message_id in chunk if message_id in owned})
+            going = [message_id for message_id in chunk if message_id in owned]
+            sent = smtp.send_many([emails[message_id] for message_id in going])
+            record({message_id: (result, True) for message_id, result in zip(going, sent, strict=True)})
     return report
 
 

@@ -85,7 +85,7 @@ def classify_send_error(exc: BaseException) -> SendResult:
 
 
 class SmtpConnection:
-    """with SmtpConnection(url) as smtp: result = smtp.send(message)"""
+    """with SmtpConnection(url) as smtp: result = smtp.send(message); results = smtp.send_many(messages)"""
 
     def __init__(self, url: str, *, timeout: float = 30):
         self.target = SmtpTarget.from_url(url)
@@ -123,24 +123,32 @@ class SmtpConnection:
         return self.problem is None
 
     def send(self, message: EmailMessage) -> SendResult:
+        return self.send_many([message])[0]
+
+    def send_many(self, messages: list[EmailMessage]) -> list[SendResult]:
+        """Send in order over the connection, one result each; once the connection is lost, the rest get
+        that problem. One hand-over to the connection's thread for the lot, not one a message."""
         if self.problem:
-            return self.problem
+            return [self.problem] * len(messages)
+        return self._run(self._send_all(messages))
+
+    async def _send_all(self, messages: list[EmailMessage]) -> list[SendResult]:
+        return [self.problem or await self._send_one(message) for message in messages]
+
+    async def _send_one(self, message: EmailMessage) -> SendResult:
         try:
-            self._run(self._client.send_message(message))
+            await self._client.send_message(message)
         except Exception as exc:
             result = classify_send_error(exc)
             if isinstance(exc, aiosmtplib.SMTPServerDisconnected | OSError | TimeoutError):
                 self.problem = result
             else:
-                self._reset()
+                try:  # a refused message leaves the session mid-transaction: start the next one afresh
+                    await self._client.rset()
+                except Exception as reset_exc:
+                    self.problem = SendResult(ok=False, error=f"connection lost: {_describe(reset_exc)}")
             return result
         return SendResult(ok=True)
-
-    def _reset(self) -> None:
-        try:
-            self._run(self._client.rset())
-        except Exception as exc:
-            self.problem = SendResult(ok=False, error=f"connection lost: {_describe(exc)}")
 
     def __exit__(self, *exc_info) -> None:
         try:
