@@ -110,9 +110,21 @@ def sweep_meeting(name: str, meeting_id: int, now: datetime) -> Any:
         return SWEEPS[name].step(session, meeting_id, now, ctx)
 
 
+class SweepIncomplete(Exception):
+    """Some meetings could not be dealt with (after retries); the others were, and the next run tries again."""
+
+
 def run_sweep(name: str, now: datetime | None) -> dict[str, Any]:
     moment = (FixedClock(now) if now else SystemClock()).now()
-    results = {meeting_id: sweep_meeting(name, meeting_id, moment) for meeting_id in due_now(name, moment)}
+    results, failed = {}, []
+    for meeting_id in due_now(name, moment):
+        state = sweep_meeting(name, meeting_id, moment, return_state=True)
+        if state.is_completed():
+            results[meeting_id] = state.result()
+        else:  # one meeting's failure does not hold up the others
+            failed.append(meeting_id)
+    if failed:
+        raise SweepIncomplete(f"{name}: meetings {failed} failed after retries; {len(results)} others were dealt with")
     return {"sweep": name, "at": moment.isoformat(), "meetings": results}
 
 

@@ -138,3 +138,23 @@ def test_a_fortnight_rehearsed_gives_frozen_agendas_papers_replies_and_a_quorum_
     assert len(read_maildir(demo.maildir)) == len(keys)
     assert "Monday 23 November 2026" in text and "freeze-agendas" in text and "check-quorum" in text
     assert totals["meetings agenda frozen"] == 2 and totals["meetings papers sent"] == 2
+
+
+def test_one_meeting_failing_does_not_hold_up_the_others_and_the_run_says_so(demo, session_factory, monkeypatch):
+    from flows import clinic
+
+    real = clinic.SWEEPS["send-invitations"]
+    with transaction(session_factory) as session:
+        broken = _clinic(session, date(2026, 12, 3)).id
+
+    def step(session, meeting_id, now, ctx):
+        if meeting_id == broken:
+            raise RuntimeError("mail template missing")
+        return real.step(session, meeting_id, now, ctx)
+
+    monkeypatch.setitem(clinic.SWEEPS, "send-invitations", clinic.Sweep(real.name, real.due, step))
+    monkeypatch.setattr(clinic.sweep_meeting, "retries", 0)
+    with pytest.raises(clinic.SweepIncomplete, match=rf"meetings \[{broken}\] failed after retries; 3 others"):
+        clinic.send_invitations(now=MONDAY)
+    keys = _outbox_keys(session_factory)
+    assert keys["invite"] == 3 * 9  # the other three clinics were invited
