@@ -150,11 +150,3 @@ def send_invitations(now: datetime | None = None) -> dict[str, Any]:
 def check_quorum(now: datetime | None = None) -> dict[str, Any]:
     """The working day before: alert the chair and coordinator when the replies do not make a quorum."""
     return run_sweep("check-quorum", now)
-
-
-FLOWS = {
-    "freeze-agendas": freeze_agendas,
-    "circulate-papers": circulate_papers,
-    "send-invitations": send_invitations,
-    "check-quorum": check_quorum,
-}
