@@ -174,6 +174,19 @@ class NotDoneReason(StrEnum):
     other = "other"
 
 
+class ConcernStatus(StrEnum):
+    open = "open"
+    listed = "listed"
+    discussed = "discussed"
+    removed = "removed"
+
+
+class CorrectionStatus(StrEnum):
+    open = "open"
+    accepted = "accepted"
+    declined = "declined"
+
+
 class DocumentKind(StrEnum):
     upload = "upload"
     papers_pack = "papers_pack"
@@ -390,6 +403,14 @@ class MeetingSeries(Base):
     quorum_chair_required: Mapped[bool] = mapped_column(Boolean, default=True)
     quorum_check_time: Mapped[time] = mapped_column(Time, default=time(12, 0))  # on the working day before
     invite_days_ahead: Mapped[int] = mapped_column(Integer, default=28)
+    # Follow-through timings (notes/meetings-practice.md section 5), in working days unless named otherwise.
+    outcome_due_working_days: Mapped[int] = mapped_column(Integer, default=1)
+    minutes_due_working_days: Mapped[int] = mapped_column(Integer, default=5)
+    corrections_working_days: Mapped[int] = mapped_column(Integer, default=10)
+    action_reminder_working_days: Mapped[int] = mapped_column(Integer, default=2)  # before the due date
+    chase_every_working_days: Mapped[int] = mapped_column(Integer, default=3)
+    escalate_after_chases: Mapped[int] = mapped_column(Integer, default=2)
+    blockage_working_days: Mapped[int] = mapped_column(Integer, default=3)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     area: Mapped[Area | None] = relationship()
@@ -450,6 +471,9 @@ class Meeting(Base):
     papers_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     papers_version: Mapped[int] = mapped_column(Integer, default=0)
     cancelled_reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # opened in the meeting room
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # closed: outcomes and actions go out
+    confidentiality_read: Mapped[bool] = mapped_column(Boolean, default=False)
 
     series: Mapped[MeetingSeries] = relationship()
     chair: Mapped[Person | None] = relationship(foreign_keys=[chair_id])
@@ -480,6 +504,7 @@ class AgendaItem(Base):
         CheckConstraint("kind != 'referral' OR referral_id IS NOT NULL", name="referral_item_has_referral"),
         CheckConstraint("kind != 'action_review' OR action_id IS NOT NULL", name="review_item_has_action"),
         CheckConstraint("slot_minutes > 0", name="slot_positive"),
+        CheckConstraint("kind != 'pupil_of_concern' OR concern_id IS NOT NULL", name="concern_item_has_concern"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -495,6 +520,10 @@ class AgendaItem(Base):
     added_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     notes: Mapped[str] = mapped_column(Text, default="")
     notes_version: Mapped[int] = mapped_column(Integer, default=0)
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("pupil_of_concern.id"), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the current item: started, not ended
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the school was told the decision
 
     meeting: Mapped[Meeting] = relationship(back_populates="items")
     referral: Mapped[Referral | None] = relationship()
@@ -524,6 +553,7 @@ class Invitation(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # uninvited: they got a CANCEL
     rsvp_source: Mapped[str | None] = mapped_column(String(20))  # "email" (an iTIP REPLY) or "portal"
     attendance: Mapped[str | None] = mapped_column(String(20))
+    attendance_note: Mapped[str | None] = mapped_column(String(500))
     deputy_for_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
 
     meeting: Mapped[Meeting] = relationship(back_populates="invitations")
@@ -582,6 +612,10 @@ class Decision(Base):
     review_on: Mapped[date | None] = mapped_column(Date)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    option_id: Mapped[int | None] = mapped_column(ForeignKey("outcome_option.id"))  # the label chosen
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    option: Mapped[OutcomeOption | None] = relationship()
 
 
 class Action(Base):
@@ -607,8 +641,17 @@ class Action(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_done_reason: Mapped[str | None] = mapped_column(String(40))
     reply_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meeting.id"), index=True)  # where it was agreed
+    concern_id: Mapped[int | None] = mapped_column(ForeignKey("pupil_of_concern.id"))
+    involves_school: Mapped[bool] = mapped_column(Boolean, default=False)  # told to the school with the outcome
+    latest_update: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
     events: Mapped[list[ActionEvent]] = relationship(order_by="ActionEvent.id")
+    owner_agency: Mapped[Agency | None] = relationship()
+    owner_person: Mapped[Person | None] = relationship(foreign_keys=[owner_person_id])
 
 
 class ActionEvent(Base):
@@ -624,6 +667,85 @@ class ActionEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     by_person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class OutcomeOption(Base):
+    """The configurable list of decisions a clinic can reach; `effect` says what it does to the referral."""
+
+    __tablename__ = "outcome_option"
+    __table_args__ = (one_of("effect", Outcome),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    effect: Mapped[str] = mapped_column(String(40))
+    needs_service: Mapped[bool] = mapped_column(Boolean, default=False)  # "referred to a named service"
+    needs_review_date: Mapped[bool] = mapped_column(Boolean, default=False)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class MinuteCorrection(Base):
+    """A correction asked for by an attendee while the minutes are open for corrections."""
+
+    __tablename__ = "minute_correction"
+    __table_args__ = (one_of("status", CorrectionStatus),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    minute_id: Mapped[int] = mapped_column(ForeignKey("minute.id", ondelete="CASCADE"), index=True)
+    agenda_item_id: Mapped[int | None] = mapped_column(ForeignKey("agenda_item.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default=CorrectionStatus.open)
+    response: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+
+
+class AgencyWait(Base):
+    """A referral waiting on an outside agency (MASH or CAMHS feedback, say): flagged and chased when late."""
+
+    __tablename__ = "agency_wait"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agency.id"), index=True)
+    waiting_for: Mapped[str] = mapped_column(String(300))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    flag_after_working_days: Mapped[int] = mapped_column(Integer, default=3)
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chases: Mapped[int] = mapped_column(Integer, default=0)
+    last_chased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decision.id"))
+
+    referral: Mapped[Referral] = relationship()
+    agency: Mapped[Agency] = relationship()
+
+
+class PupilOfConcern(Base):
+    """A pupil a school puts on its Team Around the School agenda without a full clinic referral."""
+
+    __tablename__ = "pupil_of_concern"
+    __table_args__ = (one_of("status", ConcernStatus),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("school.id"), index=True)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("meeting_series.id"))
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("child.id"))  # None: an anonymised consultation
+    label: Mapped[str] = mapped_column(String(100))  # initials and year group, or "Anonymised: Year 8 pupil"
+    concern: Mapped[str] = mapped_column(Text)
+    ask: Mapped[str] = mapped_column(Text, default="")  # what the school wants from the meeting
+    parent_agreed_on: Mapped[date | None] = mapped_column(Date)  # family agreed to discussion (OX)
+    status: Mapped[str] = mapped_column(String(20), default=ConcernStatus.open)
+    added_by_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    school: Mapped[School] = relationship()
+    child: Mapped[Child | None] = relationship()
 
 
 class Document(Base):
