@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Person, Role
 from caseconf.errors import Forbidden, NotFound
-from meetings.models import Invitation, Meeting, MeetingStatus, Referral, ReferralStatus
+from meetings.models import Action, Invitation, Meeting, MeetingStatus, Referral, ReferralStatus
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ RULES: dict[str, frozenset[Role]] = {
     "invitations.view": frozenset({Role.agency_rep, Role.eip, Role.coordinator}),
     "meetings.manage": frozenset({Role.admin, Role.coordinator}),
     "audit.view": frozenset({Role.data_protection_officer, Role.admin}),
+    # The tracker lists only the actions each may see (can_on_action); the page is open to all who own some.
+    "actions.track": frozenset({Role.admin, Role.coordinator, Role.eip, Role.agency_rep, Role.school_referrer}),
+    "blockages.view": frozenset({Role.admin, Role.coordinator, Role.eip}),
+    "concerns.add": frozenset({Role.school_referrer}),
 }
 
 
@@ -130,7 +134,12 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
 
 # What each role may do to one meeting. The coordinator runs every clinic; an EIP those serving their
 # area (a borough-wide series serves every area); an invitee sees the meeting they are invited to.
-MEETING_ACTIONS = ("view", "papers", "coordinate", "rsvp")
+# minute: the live meeting room and the draft minutes (chair, minute-taker and those who run the clinic);
+# approve: the chair alone; contribute: an invited agency's rep before the meeting is held;
+# minutes: reading circulated minutes (those invited, and those who run it).
+MEETING_ACTIONS = ("view", "papers", "coordinate", "rsvp", "minute", "approve", "contribute", "minutes")
+ROOM_CLOSED = frozenset({MeetingStatus.cancelled, MeetingStatus.minutes_circulated})
+BEFORE_THE_MEETING = frozenset({MeetingStatus.planned, MeetingStatus.agenda_frozen, MeetingStatus.papers_sent})
 
 
 def invitation_for(session: Session, meeting: Meeting, person_id: int) -> Invitation | None:
@@ -151,7 +160,19 @@ def can_on_meeting(session: Session, principal: Principal | None, action: str, m
     runs_it = runs_it or meeting.chair_id == principal.person_id
     if action == "coordinate":
         return runs_it
-    invited = invitation_for(session, meeting, principal.person_id) is not None
+    if action == "minute":
+        return (runs_it or meeting.minute_taker_id == principal.person_id) and meeting.status not in ROOM_CLOSED
+    if action == "approve":
+        return meeting.chair_id == principal.person_id and meeting.status != MeetingStatus.cancelled
+    invitation = invitation_for(session, meeting, principal.person_id)
+    invited = invitation is not None
+    if action == "contribute":
+        return (
+            invitation is not None
+            and invitation.agency_id is not None
+            and meeting.status in BEFORE_THE_MEETING
+            and meeting.started_at is None
+        )
     if action == "rsvp":
         return invited and meeting.status != MeetingStatus.cancelled
     if action == "papers" and meeting.status == MeetingStatus.cancelled:
@@ -163,9 +184,44 @@ def access_meeting(session: Session, principal: Principal | None, meeting_id: in
     """Load a meeting for `action`, or refuse: NotFound if there is none, Forbidden if not allowed."""
     if not 0 < meeting_id < 2**31:
         raise NotFound(f"meeting {meeting_id}")
-    meeting = session.get(Meeting, meeting_id, with_for_update=action == "coordinate")
+    meeting = session.get(Meeting, meeting_id, with_for_update=action in ("coordinate", "minute", "approve"))
     if meeting is None:
         raise NotFound(f"meeting {meeting_id}")
     if not can_on_meeting(session, principal, action, meeting):
         raise Forbidden(f"meeting.{action}")
     return meeting
+
+
+# What each may do to one action: its owner, their agency's reps, and those who run clinics update it;
+# the school sees those that involve it.
+ACTION_VERBS = ("view", "update")
+
+
+def can_on_action(principal: Principal | None, verb: str, action: Action) -> bool:
+    if principal is None or verb not in ACTION_VERBS:
+        return False
+    agency_ids = {g.agency_id for g in principal.scopes(Role.agency_rep) if g.agency_id is not None}
+    referral = action.referral
+    area_id = referral.school.area_id if referral is not None else None
+    may_update = (
+        action.owner_person_id == principal.person_id
+        or (action.owner_agency_id is not None and action.owner_agency_id in agency_ids)
+        or Role.coordinator in principal.roles
+        or (Role.eip in principal.roles and (area_id is None or area_id in principal.area_ids))
+    )
+    if verb == "update":
+        return may_update
+    school_id = referral.school_id if referral is not None else action.owner_school_id
+    return may_update or Role.admin in principal.roles or (action.involves_school and school_id in principal.school_ids)
+
+
+def access_action(session: Session, principal: Principal | None, action_id: int, verb: str) -> Action:
+    """Load an action for `verb`, or refuse: NotFound if there is none, Forbidden if not allowed."""
+    if not 0 < action_id < 2**31:
+        raise NotFound(f"action {action_id}")
+    action = session.get(Action, action_id, with_for_update=verb == "update")
+    if action is None:
+        raise NotFound(f"action {action_id}")
+    if not can_on_action(principal, verb, action):
+        raise Forbidden(f"action.{verb}")
+    return action

@@ -16,6 +16,7 @@ from agencies.models import School
 from caseconf import audit
 from caseconf.clock import london
 from caseconf.errors import Conflict, Invalid, NotFound
+from meetings import actions, concerns
 from meetings.models import (
     AgendaItem,
     AgendaItemKind,
@@ -56,6 +57,8 @@ class FreezeResult:
     moved: list[MovedItem] = field(default_factory=list)
     # Over capacity with no later meeting planned in the series: left on this agenda.
     kept_over_capacity: list[AgendaItem] = field(default_factory=list)
+    action_reviews: list[AgendaItem] = field(default_factory=list)  # open actions brought back for review
+    concerns_added: list[AgendaItem] = field(default_factory=list)  # a Team Around the School's pupils
 
 
 # ---- order and slots ---------------------------------------------------------------------------
@@ -271,6 +274,8 @@ def freeze(session: Session, meeting: Meeting, *, now: datetime) -> FreezeResult
     result = FreezeResult(meeting=meeting)
     for referral in due_reviews(session, meeting, now=now):
         result.reviews_added.append(_put_on(session, meeting, referral, now=now))
+    result.action_reviews = actions.add_action_reviews(session, meeting, now=now)
+    result.concerns_added = concerns.add_concerns(session, meeting, now=now)
     arrange(meeting)
 
     series = meeting.series

@@ -652,6 +652,7 @@ class Action(Base):
     events: Mapped[list[ActionEvent]] = relationship(order_by="ActionEvent.id")
     owner_agency: Mapped[Agency | None] = relationship()
     owner_person: Mapped[Person | None] = relationship(foreign_keys=[owner_person_id])
+    referral: Mapped[Referral | None] = relationship()
 
 
 class ActionEvent(Base):

@@ -23,7 +23,23 @@ from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
 from web.deps import NotSignedIn, client_ip, render, sign_in_url
-from web.routers import admin, api, auth, documents, health, home, meeting_admin, outbox, school, triage
+from web.routers import (
+    actions,
+    admin,
+    api,
+    auth,
+    contributions,
+    documents,
+    health,
+    home,
+    meeting_admin,
+    meeting_room,
+    minutes,
+    outbox,
+    school,
+    tas,
+    triage,
+)
 from web.routers.invitations import router as invitations_router
 from web.routers.meetings import router as meetings_router
 from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
@@ -118,6 +134,8 @@ def create_app(
         app.include_router(router, include_in_schema=router is api.router)
     app.include_router(meetings_router, include_in_schema=False)
     app.include_router(invitations_router, include_in_schema=False)
+    for router in (meeting_room.router, minutes.router, actions.router, contributions.router, tas.router):
+        app.include_router(router, include_in_schema=False)
     if settings.uses_mail_catcher:
         app.include_router(outbox.router, include_in_schema=False)
     return app
