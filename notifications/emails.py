@@ -28,6 +28,9 @@ class MailContext:
     base_url: str
     mail_domain: str
     team_name: str
+    # The app mailbox and the signing key, for per-action reply addresses (left empty: replies thread only).
+    app_address: str = ""
+    reply_secret: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailContext:
@@ -35,6 +38,8 @@ class MailContext:
             base_url=settings.base_url,
             mail_domain=settings.mail_from.rsplit("@", 1)[1],
             team_name=settings.mail_from_name,
+            app_address=settings.mail_from,
+            reply_secret=settings.secret(),
         )
 
 
@@ -223,6 +228,7 @@ def queue_email(
     key: str,
     recipient: str,
     in_reply_to: str | None = None,
+    reply_to: str | None = None,
     referral_id: int | None = None,
     meeting_id: int | None = None,
     ics: str | None = None,
@@ -247,6 +253,7 @@ def queue_email(
         mail_domain=mail.mail_domain,
         in_reply_to=in_reply_to,
         references=in_reply_to,
+        reply_to=reply_to,
         referral_id=referral_id,
         meeting_id=meeting_id,
     )
