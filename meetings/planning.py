@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -81,10 +81,14 @@ def apply_times(meeting: Meeting, series: MeetingSeries) -> None:
 
 def meeting_dates(series: MeetingSeries, terms: Term | Iterable[Term]) -> list[date]:
     """The series' meeting days in the given terms: its weekday from each term's start to end, leaving out
-    weekends and England and Wales bank holidays and, for a term-time-only series, half-term and closed days."""
+    weekends and England and Wales bank holidays and, for a term-time-only series, half-term and closed days.
+    A Team Around the School meets half-termly instead (half_termly_dates)."""
     days: set[date] = set()
     for term in [terms] if isinstance(terms, Term) else terms:
         closed = {date.fromisoformat(d) for d in term.closed_days or ()}
+        if series.kind == MeetingKind.team_around_school:
+            days.update(half_termly_dates(term, series.weekday, closed))
+            continue
         if series.term_time_only:
             half_start, half_end = term.half_term_starts_on, term.half_term_ends_on
         else:
@@ -96,6 +100,35 @@ def meeting_dates(series: MeetingSeries, terms: Term | Iterable[Term]) -> list[d
             if is_working_day(day) and day not in closed
         )
     return sorted(days)
+
+
+def half_terms(term: Term) -> list[tuple[date, date]]:
+    """The term's halves, first and last day of each: before and after its half-term holiday (one half
+    when the term has none)."""
+    if term.half_term_starts_on is None or term.half_term_ends_on is None:
+        return [(term.starts_on, term.ends_on)]
+    return [
+        (term.starts_on, term.half_term_starts_on - timedelta(days=1)),
+        (term.half_term_ends_on + timedelta(days=1), term.ends_on),
+    ]
+
+
+def half_termly_dates(term: Term, weekday: int, closed: set[date] = frozenset()) -> list[date]:
+    """One meeting a half-term: the series' weekday in the first full week (Monday to Friday) of each half,
+    or the next such weekday in that half when that one is a bank holiday or a closed day. A half too short
+    to hold a full week meets on its first open weekday of the series' kind, if any."""
+    days = []
+    for start, end in half_terms(term):
+        monday = start + timedelta(days=(7 - start.weekday()) % 7)
+        first_full_week = monday if monday + timedelta(days=4) <= end else start - timedelta(days=start.weekday())
+        day = first_full_week + timedelta(days=weekday)
+        while day < start:
+            day += timedelta(days=7)
+        while day <= end and (not is_working_day(day) or day in closed):
+            day += timedelta(days=7)
+        if day <= end:
+            days.append(day)
+    return days
 
 
 def original_date(meeting: Meeting) -> date:
@@ -385,6 +418,17 @@ NUMBERS = {
     "invite_days_ahead": ("How many days ahead invitations go", 1, 120),
     "chair_rotation_every": ("How many meetings each chair takes", 1, 20),
 }
+# After the meeting, in working days (notes/meetings-practice.md section 5 for the defaults).
+FOLLOW_THROUGH = {
+    "outcome_due_working_days": ("The working days to tell schools the outcome", 1, 10),
+    "minutes_due_working_days": ("The working days to circulate the minutes", 1, 20),
+    "corrections_working_days": ("The working days for corrections to the minutes", 1, 20),
+    "action_reminder_working_days": ("The working days before an action is due to remind its owner", 0, 20),
+    "chase_every_working_days": ("The working days between chases of an overdue action", 1, 20),
+    "escalate_after_chases": ("The number of chases before escalating", 1, 10),
+    "blockage_working_days": ("The working days before a wait on an agency is flagged", 1, 30),
+}
+NUMBERS |= FOLLOW_THROUGH
 TIMES = {
     "start_time": "The start time",
     "cutoff_time": "The cut-off time",
@@ -583,6 +627,13 @@ SERIES_DEFAULTS = {
     "quorum_check_time": time(12, 0),
     "invite_days_ahead": 28,
     "chair_rotation_every": 3,
+    "outcome_due_working_days": 1,
+    "minutes_due_working_days": 5,
+    "corrections_working_days": 10,
+    "action_reminder_working_days": 2,
+    "chase_every_working_days": 3,
+    "escalate_after_chases": 2,
+    "blockage_working_days": 3,
 }
 # What only a new series sets; the rest are the settings update_series changes too.
 CREATE_FIELDS = ("name", "kind", "area_id", "school_id", "weekday", "coordinator_id", "term_time_only")

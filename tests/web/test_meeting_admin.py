@@ -86,6 +86,13 @@ def test_editing_the_series_keeps_what_was_typed_on_error_and_saves_when_right(c
         "quorum_check_time": "12:00",
         "invite_days_ahead": "28",
         "chair_rotation_every": "3",
+        "outcome_due_working_days": "1",
+        "minutes_due_working_days": "5",
+        "corrections_working_days": "10",
+        "action_reminder_working_days": "2",
+        "chase_every_working_days": "3",
+        "escalate_after_chases": "2",
+        "blockage_working_days": "3",
         "chairs": [],
     }
     refused = client.post(f"/admin/series/{demo['series']}/edit", data=data)

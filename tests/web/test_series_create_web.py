@@ -55,6 +55,13 @@ def form_data(page_text: str, **changes) -> dict:
         "quorum_check_time": "12:00",
         "invite_days_ahead": "28",
         "chair_rotation_every": "3",
+        "outcome_due_working_days": "1",
+        "minutes_due_working_days": "5",
+        "corrections_working_days": "10",
+        "action_reminder_working_days": "2",
+        "chase_every_working_days": "3",
+        "escalate_after_chases": "2",
+        "blockage_working_days": "3",
         "chairs": [],
     } | changes
 

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/admin")
 SETTINGS_FIELDS = (
     "start_time", "duration_minutes", "location", "capacity_items", "item_minutes", "cutoff_weekday",
     "cutoff_time", "papers_weekday", "papers_time", "quorum_min_agencies", "quorum_check_time",
-    "invite_days_ahead", "chair_rotation_every",
+    "invite_days_ahead", "chair_rotation_every", *planning.FOLLOW_THROUGH,
 )  # fmt: skip
 NEW_SERIES_FIELDS = ("name", "kind", "area_id", "school_id", "weekday", "coordinator_id")
 
