@@ -67,6 +67,8 @@ class FreezeResult:
 def priority_key(item: AgendaItem) -> tuple:
     """Urgent first; within the same urgency, carried-forward items before new ones, then oldest
     referral first; action reviews last."""
+    if item.kind == AgendaItemKind.pupil_of_concern:  # a school's pupils: after referrals, before reviews
+        return (0, 2, 0 if item.carried_from_id is not None else 1, item.added_at or _LONG_AGO, item.id or 0)
     if item.kind == AgendaItemKind.action_review or item.referral is None:
         return (1, 1, 1, _LONG_AGO, item.id or 0)
     referral = item.referral
@@ -192,13 +194,34 @@ def _put_on(session: Session, meeting: Meeting, referral: Referral, *, now: date
     return item
 
 
+def _put_concern_on(session: Session, meeting: Meeting, item: AgendaItem, *, now: datetime) -> AgendaItem:
+    """Carry a pupil of concern to another meeting (a new item there; the concern stays listed)."""
+    new_item = AgendaItem(
+        meeting_id=meeting.id,
+        kind=AgendaItemKind.pupil_of_concern,
+        concern_id=item.concern_id,
+        status=AgendaItemStatus.listed,
+        position=max((i.position for i in meeting.items), default=0) + 1,
+        slot_minutes=meeting.series.item_minutes,
+        carried_from_id=item.id,
+        added_at=now,
+    )
+    session.add(new_item)
+    meeting.items.append(new_item)
+    session.flush()
+    return new_item
+
+
 def _carry(session: Session, item: AgendaItem, *, now: datetime) -> MovedItem:
     """Defer the item and list it on the series' next planned meeting."""
     target = next_meeting(session, item.meeting)
     if target is None:
         raise Conflict("There is no later meeting planned in this series to move the item to")
     item.status = AgendaItemStatus.deferred
-    new_item = _put_on(session, target, item.referral, now=now, carried_from_id=item.id)
+    if item.kind == AgendaItemKind.pupil_of_concern:
+        new_item = _put_concern_on(session, target, item, now=now)
+    else:
+        new_item = _put_on(session, target, item.referral, now=now, carried_from_id=item.id)
     new_item.agencies_needed = list(item.agencies_needed or [])
     arrange(target)
     return MovedItem(old_item=item, new_item=new_item, meeting=target)
@@ -406,6 +429,7 @@ def remove_item(
     moved = _carry(session, item, now=now) if to_next_meeting else None
     if moved is None:
         item.status = AgendaItemStatus.removed
+        concerns.back_to_list(session, item)
     arrange(meeting)
     _changed(meeting, now)
     audit.record(

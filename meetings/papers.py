@@ -25,7 +25,16 @@ from caseconf import audit
 from caseconf.clock import london_text
 from meetings.agenda import Slot, item_label, slots
 from meetings.documents import PDF, store_file
-from meetings.models import AgendaItem, Contribution, Document, DocumentKind, Meeting, Referral, Visibility
+from meetings.models import (
+    AgendaItem,
+    Contribution,
+    Document,
+    DocumentKind,
+    Meeting,
+    PupilOfConcern,
+    Referral,
+    Visibility,
+)
 from meetings.referrals import has_consent_or_basis, reason_options
 
 FULL = "Full pack for the chair and coordinator"
@@ -173,6 +182,12 @@ def _render(
     for contribution in contributions:
         if contribution.id in view.contribution_ids:
             by_item.setdefault(contribution.agenda_item_id, []).append(contribution)
+    concern_ids = [s.item.concern_id for s in agenda if s.item.concern_id]
+    concerns = (
+        {c.id: c for c in session.scalars(select(PupilOfConcern).where(PupilOfConcern.id.in_(concern_ids)))}
+        if concern_ids
+        else {}
+    )
     invitations = sorted(
         (i for i in meeting.invitations if i.cancelled_at is None),
         key=lambda i: (agencies[i.agency_id].name if i.agency_id else "", i.person.name),
@@ -193,6 +208,7 @@ def _render(
             reasons=reasons,
             view=view,
             by_item=by_item,
+            concerns=concerns,
             item_label=item_label,
             age_on=_age_on,
             facts=facts,

@@ -93,6 +93,8 @@ def queue_item_moved(
     """The reference and the new clinic date only, to the school contacts and the area's EIPs.
     `why`: "agenda_full", "coordinator" (moved by hand) or "cancelled" (its clinic was called off)."""
     referral = moved.new_item.referral
+    if referral is None:
+        return 0  # a pupil of concern or an action review: no referral, its school sees the agenda itself
     clinic = london_text(moved.meeting.starts_at, CLINIC_DATE)
     recipients = [(address, f"/referrals/{referral.id}") for address in school_recipients(referral)]
     recipients += [(eip.email, f"/meetings/{moved.meeting.id}") for eip in eip_recipients(session, referral)]
