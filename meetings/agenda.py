@@ -220,6 +220,8 @@ def _carry(session: Session, item: AgendaItem, *, now: datetime) -> MovedItem:
     item.status = AgendaItemStatus.deferred
     if item.kind == AgendaItemKind.pupil_of_concern:
         new_item = _put_concern_on(session, target, item, now=now)
+    elif item.kind == AgendaItemKind.action_review:
+        new_item = actions.put_review_on(session, target, item, now=now)
     else:
         new_item = _put_on(session, target, item.referral, now=now, carried_from_id=item.id)
     new_item.agencies_needed = list(item.agencies_needed or [])
@@ -305,6 +307,8 @@ def freeze(session: Session, meeting: Meeting, *, now: datetime) -> FreezeResult
     minutes, fitted = 0, 0
     over: list[AgendaItem] = []
     for item in listed_items(meeting):
+        if item.kind == AgendaItemKind.action_review:
+            continue  # open actions are reviewed together at the end: they never push a case off the agenda
         if fitted < series.capacity_items and minutes + item.slot_minutes <= series.duration_minutes:
             fitted += 1
             minutes += item.slot_minutes

@@ -23,6 +23,7 @@ from agencies.models import Person, Role, RoleGrant
 from meetings.models import Referral, ReferralStatus
 from meetings.referral_rules import LABELS, SCHOOL_TODO
 from notifications.calendar import MalformedCalendar, Reply, parse_reply
+from notifications.chasing import handle_action_reply
 from notifications.emails import MailContext, queue_about_referral, queue_email
 from notifications.invites import apply_calendar_reply
 from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
@@ -139,6 +140,7 @@ class InboxReport:
     for_a_person: int = 0
     ignored: int = 0
     rsvps: int = 0
+    action_replies: int = 0
 
 
 def _referral_asked_about(session: Session, message: EmailMessage | None, subject: str, mail_domain: str):
@@ -211,6 +213,13 @@ def _handle(
     if _is_automatic(message, inbound.sender, own_address):
         inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
         report.ignored += 1
+        return
+    # Replies to action emails ("done", "update: ...", "cannot do: ...") before status requests.
+    if handle_action_reply(session, inbound, message, _text_body(message), now=now, mail=mail):
+        if inbound.status == InboundStatus.applied:
+            report.action_replies += 1
+        else:
+            report.for_a_person += 1
         return
     kind, referral = _referral_asked_about(session, message, inbound.subject or "", mail.mail_domain)
     if kind is None or (kind == "reply" and _says_more_than_status(message)):
