@@ -120,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--send-real-mail", action="store_true", help="allow sending through CASECONF_SMTP_URL (a real mail server)"
     )
+    simulate.add_argument(
+        "--pause-at-meetings",
+        action="store_true",
+        help="stop when each meeting with an agenda starts, so it can be minuted in the browser (the web app of"
+        " caseconf up shows the rehearsal's time meanwhile); press Enter to go on",
+    )
 
     api_token = command("api-token", None, "Tokens for the JSON API; each acts as one person, with their roles.")
     api_token_commands = api_token.add_subparsers(title="api-token commands", metavar="ACTION")
@@ -325,11 +331,14 @@ def cmd_plan(settings: Settings, args) -> int:
 def cmd_web(settings: Settings, args) -> int:
     import uvicorn
 
+    from caseconf.clock import RehearsalClock, SystemClock
     from web.app import create_app
 
     proxies = settings.trusted_proxies.strip()
+    # With the mail catcher (the embedded set-up) the pages follow a running `caseconf simulate`.
+    clock = RehearsalClock(settings.rehearsal_clock_file) if settings.uses_mail_catcher else SystemClock()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, clock=clock),
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -438,7 +447,14 @@ def cmd_simulate(settings: Settings, args) -> int:
         from flows.simulate import simulate
 
         absent = None if args.absent is None else tuple(a for a in args.absent if a.lower() != "none")
-        totals = simulate(args.start, args.weeks, absent=absent)
+        pause = _pause_for_minuting(settings) if args.pause_at_meetings else None
+        totals = simulate(
+            args.start,
+            args.weeks,
+            absent=absent,
+            at_meeting_start=pause,
+            clock_file=None if settings.smtp_url else settings.rehearsal_clock_file,
+        )
     finally:
         if catcher is not None:
             catcher.stop()
@@ -446,6 +462,17 @@ def cmd_simulate(settings: Settings, args) -> int:
     where = "the mail catcher (/outbox on the web app)" if not settings.smtp_url else "the SMTP server"
     print(f"Emails went to {where}; meetings, agendas and replies are on the meeting pages.")
     return 0
+
+
+def _pause_for_minuting(settings: Settings):
+    def pause(meeting_id: int, name: str, at) -> None:
+        from caseconf.clock import london_text
+
+        print(f"\n{name} starts at {london_text(at)}. Minute it in the browser (signed in as its chair or the")
+        print(f"coordinator): {settings.base_url}/meetings/{meeting_id}/room . The pages show this time meanwhile.")
+        input("Press Enter when the meeting has ended to go on with the rehearsal… ")
+
+    return pause
 
 
 API_TOKEN_ACTOR = "caseconf api-token (command line)"

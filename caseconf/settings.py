@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         return self.base_url.startswith("https://")
 
     @property
+    def rehearsal_clock_file(self) -> Path:
+        return self.data_dir / "rehearsal-now"
+
+    @property
     def maildir(self) -> Path:
         return self.data_dir / "mail"
 

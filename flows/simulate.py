@@ -17,20 +17,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
 from icalendar import Calendar, Event, vCalAddress
 from prefect.server.schemas.schedules import CronSchedule
 from sqlalchemy import func, select
 
 from agencies.models import Agency, Person
-from caseconf.clock import LONDON, london
+from caseconf.clock import LONDON, london, write_rehearsal_time
 from caseconf.db import transaction
 from flows import clinic
 from flows.context import run_context
 from flows.delivery import deliver_outbox
 from flows.deployments import SCHEDULED, TIMEZONE
 from flows.mailbox import read_inbox
-from meetings.models import Meeting, MeetingSeries, MeetingStatusChange, SeriesMember
+from meetings.models import (
+    AgendaItem,
+    AgendaItemStatus,
+    Meeting,
+    MeetingSeries,
+    MeetingStatus,
+    MeetingStatusChange,
+    SeriesMember,
+)
 from meetings.working_days import is_working_day
 from notifications.inbox import store_inbound
 from notifications.models import InboundMessage, InboundStatus, OutboundMessage, OutboundStatus
@@ -39,6 +48,7 @@ MINUTE = timedelta(minutes=1)
 REPLY_HOURS = (10, 15)
 REPLY_SLOTS_AHEAD = 4
 EVERY_MINUTE = "* * * * *"
+MEETING_STARTS = "meeting starts"
 
 
 def firing_times(cron: str, start: datetime, end: datetime) -> list[datetime]:
@@ -129,9 +139,17 @@ class Simulation:
     day: date | None = None
     totals: Counter = field(default_factory=Counter)
     clock: datetime | None = None  # the simulated time reached so far; it never goes back
+    # Called as each meeting with an agenda starts (meeting id, series name, start): a person minutes it.
+    at_meeting_start: Callable[[int, str, datetime], None] | None = None
+    clock_file: Path | None = None  # where the web app's RehearsalClock reads the time reached
 
     def __post_init__(self) -> None:
-        self.clock = self.start
+        self.advance(self.start)
+
+    def advance(self, moment: datetime) -> None:
+        self.clock = max(moment, self.clock or moment)
+        if self.clock_file is not None:
+            write_rehearsal_time(self.clock_file, self.clock)
 
     def log(self, moment: datetime, what: str) -> None:
         local = london(moment)
@@ -150,13 +168,52 @@ class Simulation:
             events += [
                 (moment, order, entry.flow, entry.name) for moment in firing_times(entry.cron, self.start, self.end)
             ]
+        if self.at_meeting_start is not None:
+            events += [(moment, -1, None, MEETING_STARTS) for moment in self.meeting_starts()]
         events.sort(key=lambda e: (e[0], e[1]))
         yield from events
+
+    def meeting_starts(self) -> list[datetime]:
+        with run_context() as ctx, transaction(ctx.session_factory) as session:
+            return sorted(
+                set(
+                    session.scalars(
+                        select(Meeting.starts_at).where(
+                            Meeting.starts_at >= self.start,
+                            Meeting.starts_at < self.end,
+                            Meeting.status != MeetingStatus.cancelled,
+                        )
+                    )
+                )
+            )
+
+    def hand_over_meetings(self, moment: datetime) -> None:
+        """Each meeting starting now with something on its agenda is handed to a person to run."""
+        with run_context() as ctx, transaction(ctx.session_factory) as session:
+            starting = session.execute(
+                select(Meeting.id, MeetingSeries.name)
+                .join(MeetingSeries, MeetingSeries.id == Meeting.series_id)
+                .where(
+                    Meeting.starts_at == moment,
+                    Meeting.status.in_((MeetingStatus.agenda_frozen, MeetingStatus.papers_sent)),
+                    select(AgendaItem.id)
+                    .where(AgendaItem.meeting_id == Meeting.id, AgendaItem.status == AgendaItemStatus.listed)
+                    .exists(),
+                )
+                .order_by(Meeting.id)
+            ).all()
+        for meeting_id, name in starting:
+            self.log(moment, f"{name} starts: handed to its chair and minute-taker")
+            self.at_meeting_start(meeting_id, name, moment)
+            self.totals["meetings run"] += 1
 
     def run(self) -> Counter:
         for moment, _, flow, name in self.sweep_firings():
             self.mail_until(moment)
-            self.clock = moment
+            self.advance(moment)
+            if name == MEETING_STARTS:
+                self.hand_over_meetings(moment)
+                continue
             if name in clinic.SWEEPS:
                 if not clinic.due_now(name, moment):
                     continue
@@ -186,7 +243,7 @@ class Simulation:
             moment = self.next_mail_moment(limit)
             if moment is None:
                 return
-            self.clock = moment
+            self.advance(moment)
             self.deliver(moment)
             self.send_replies(moment)
             self.read_mailbox(moment)
@@ -279,6 +336,8 @@ def simulate(
     *,
     print_line: Callable[[str], None] = print,
     absent: tuple[str, ...] | None = None,
+    at_meeting_start: Callable[[int, str, datetime], None] | None = None,
+    clock_file: Path | None = None,
 ) -> Counter:
     """Run `weeks` of the schedule from the start of `start_day` (London). `absent` names invitees (by email)
     who decline every meeting in the second week; by default, the members of each series' required agencies,
@@ -300,7 +359,19 @@ def simulate(
     def on_leave(email: str, uid: str) -> bool:
         return email.lower() in away and uid in second_week
 
-    totals = Simulation(start=start, end=end, on_leave=on_leave, print_line=print_line).run()
+    simulation = Simulation(
+        start=start,
+        end=end,
+        on_leave=on_leave,
+        print_line=print_line,
+        at_meeting_start=at_meeting_start,
+        clock_file=clock_file,
+    )
+    try:
+        totals = simulation.run()
+    finally:
+        if clock_file is not None:
+            write_rehearsal_time(clock_file, None)
     with run_context() as ctx, transaction(ctx.session_factory) as session:
         changes = Counter(
             session.scalars(

@@ -117,6 +117,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     settings = settings_of(request)
     context.setdefault("principal", getattr(request.state, "principal", None))
     context["shows_meetings"] = can(context["principal"], "invitations.view")
+    context["shows_actions"] = can(context["principal"], "actions.track")
+    rehearsal_time = getattr(request.app.state.clock, "rehearsal_time", None)
+    context["rehearsal_time"] = rehearsal_time() if rehearsal_time else None
     context["csrf_token"] = csrf_token(request, settings.secret())
     context["uses_mail_catcher"] = settings.uses_mail_catcher
     context["organisation_name"] = settings.organisation_name
