@@ -739,7 +739,8 @@ def steps(session: Session, meeting: Meeting, *, now: datetime) -> list[Step]:
         return []
     today = london_today(now)
     found = []
-    waiting = outcomes_waiting(session, meeting)
+    # Schools hear of meetings closed in the meeting room (ended_at), as the outcome sweep sends them.
+    waiting = outcomes_waiting(session, meeting) if meeting.ended_at is not None else []
     if waiting:
         due = outcome_due_on(meeting)
         count = f"{len(waiting)} school{'s' if len(waiting) != 1 else ''}"
