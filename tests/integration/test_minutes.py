@@ -255,7 +255,7 @@ def test_circulation_needs_approval_then_stores_a_pdf_per_view_and_emails_each_a
     body = session.scalar(
         select(OutboundMessage).where(OutboundMessage.recipient == POLICE, OutboundMessage.kind == "minutes_circulated")
     ).body_text
-    assert "/meetings/%d/minutes" % meeting_id in body and "Monday 21 December 2026" in body
+    assert f"/meetings/{meeting_id}/minutes" in body and "Monday 21 December 2026" in body
     # Running it again is refused and sends nothing more.
     with pytest.raises(Conflict):
         circulate(session_factory, meeting_id, tmp_path)
