@@ -16,18 +16,21 @@ from sqlalchemy.orm import Session
 from caseconf.clock import FixedClock, SystemClock
 from caseconf.db import transaction
 from flows.context import RunContext, run_context
-from meetings import agenda
-from notifications import invites, papers_mail
+from meetings import agenda, blockages
+from meetings.models import Meeting
+from notifications import chasing, invites, minutes_mail, papers_mail
 from notifications.emails import MailContext
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What is due now, and how to deal with one meeting. The two halves run in separate transactions."""
+    """What is due now, and how to deal with one record (a meeting, unless `record` says otherwise).
+    The two halves run in separate transactions."""
 
     name: str
     due: Callable[..., list[int]]
     step: Callable[[Session, int, datetime, RunContext], Any]
+    record: str = "meeting"
 
 
 def _freeze(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
@@ -85,7 +88,38 @@ def _quorum(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -
     return f"not quorate ({result.reasons}): {_count(result.alerts_queued, 'alert')} to the chair and coordinator"
 
 
-# In the order they should run when several fall due at once: an agenda is frozen before its papers go.
+def _after_meeting(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    mail = MailContext.from_settings(ctx.settings)
+    meeting = session.get(Meeting, meeting_id)
+    waits = blockages.open_waits_for_ended_meeting(session, meeting, now=now) if meeting is not None else []
+    sent = minutes_mail.send_outcomes(session, meeting_id, now=now, mail=mail)
+    words = [_count(len(sent), "outcome email")]
+    if waits:
+        words.append(_count(len(waits), "wait") + " on outside agencies opened")
+    return ", ".join(words)
+
+
+def _follow_up(session: Session, action_id: int, now: datetime, ctx: RunContext) -> Any:
+    return chasing.follow_up_action(session, action_id, now=now, mail=MailContext.from_settings(ctx.settings))
+
+
+def _chase_wait(session: Session, wait_id: int, now: datetime, ctx: RunContext) -> Any:
+    chase = chasing.chase_wait(session, wait_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    return None if chase is None else f"chase {chase}"
+
+
+def _overdue(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    flagged = minutes_mail.flag_overdue(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    return _count(len(flagged), "overdue alert") if flagged else None
+
+
+def _finalise(session: Session, meeting_id: int, now: datetime, ctx: RunContext) -> Any:
+    minute = minutes_mail.finalise_minutes(session, meeting_id, now=now, mail=MailContext.from_settings(ctx.settings))
+    return None if minute is None else "minutes final"
+
+
+# In the order they should run when several fall due at once: an agenda is frozen before its papers go;
+# outcomes go before actions are announced.
 SWEEPS = {
     sweep.name: sweep
     for sweep in (
@@ -93,6 +127,11 @@ SWEEPS = {
         Sweep("circulate-papers", papers_mail.meetings_due_papers, _papers),
         Sweep("send-invitations", invites.meetings_due_invitations, _invite),
         Sweep("check-quorum", invites.meetings_due_quorum_check, _quorum),
+        Sweep("after-meetings", minutes_mail.meetings_due_outcomes, _after_meeting),
+        Sweep("follow-up-actions", chasing.actions_due_follow_up, _follow_up, record="action"),
+        Sweep("chase-blockages", chasing.waits_due_chase, _chase_wait, record="wait"),
+        Sweep("flag-overdue-minutes", minutes_mail.meetings_due_overdue_check, _overdue),
+        Sweep("finalise-minutes", minutes_mail.meetings_due_finalise, _finalise),
     )
 }
 
@@ -103,29 +142,30 @@ def due_now(name: str, now: datetime) -> list[int]:
         return SWEEPS[name].due(session, now=now)
 
 
-@task(retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE, task_run_name="{name}-meeting-{meeting_id}")
-def sweep_meeting(name: str, meeting_id: int, now: datetime) -> Any:
-    # Each meeting commits on its own: one that fails is retried without holding up or repeating the rest.
+@task(retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE, task_run_name="{name}-{record}-{record_id}")
+def sweep_record(name: str, record: str, record_id: int, now: datetime) -> Any:
+    # Each record commits on its own: one that fails is retried without holding up or repeating the rest.
     with run_context() as ctx, transaction(ctx.session_factory) as session:
-        return SWEEPS[name].step(session, meeting_id, now, ctx)
+        return SWEEPS[name].step(session, record_id, now, ctx)
 
 
 class SweepIncomplete(Exception):
-    """Some meetings could not be dealt with (after retries); the others were, and the next run tries again."""
+    """Some records could not be dealt with (after retries); the others were, and the next run tries again."""
 
 
 def run_sweep(name: str, now: datetime | None) -> dict[str, Any]:
     moment = (FixedClock(now) if now else SystemClock()).now()
+    record = SWEEPS[name].record
     results, failed = {}, []
-    for meeting_id in due_now(name, moment):
-        state = sweep_meeting(name, meeting_id, moment, return_state=True)
+    for record_id in due_now(name, moment):
+        state = sweep_record(name, record, record_id, moment, return_state=True)
         if state.is_completed():
-            results[meeting_id] = state.result()
-        else:  # one meeting's failure does not hold up the others
-            failed.append(meeting_id)
+            results[record_id] = state.result()
+        else:  # one record's failure does not hold up the others
+            failed.append(record_id)
     if failed:
-        raise SweepIncomplete(f"{name}: meetings {failed} failed after retries; {len(results)} others were dealt with")
-    return {"sweep": name, "at": moment.isoformat(), "meetings": results}
+        raise SweepIncomplete(f"{name}: {record}s {failed} failed after retries; {len(results)} others were dealt with")
+    return {"sweep": name, "at": moment.isoformat(), "record": record, f"{record}s": results}
 
 
 @flow(name="freeze-agendas")
@@ -150,3 +190,33 @@ def send_invitations(now: datetime | None = None) -> dict[str, Any]:
 def check_quorum(now: datetime | None = None) -> dict[str, Any]:
     """The working day before: alert the chair and coordinator when the replies do not make a quorum."""
     return run_sweep("check-quorum", now)
+
+
+@flow(name="after-meetings")
+def after_meetings(now: datetime | None = None) -> dict[str, Any]:
+    """Once a meeting has ended: each school told its outcome, and waits on outside agencies opened."""
+    return run_sweep("after-meetings", now)
+
+
+@flow(name="follow-up-actions")
+def follow_up_actions(now: datetime | None = None) -> dict[str, Any]:
+    """New actions announced to their owners; reminders, chases and escalation on working days."""
+    return run_sweep("follow-up-actions", now)
+
+
+@flow(name="chase-blockages")
+def chase_blockages(now: datetime | None = None) -> dict[str, Any]:
+    """Referrals waiting too long on an outside agency: the agency chased, the school told."""
+    return run_sweep("chase-blockages", now)
+
+
+@flow(name="flag-overdue-minutes")
+def flag_overdue_minutes(now: datetime | None = None) -> dict[str, Any]:
+    """Outcomes, minutes and corrections past their due dates: the chair and coordinator told once a step."""
+    return run_sweep("flag-overdue-minutes", now)
+
+
+@flow(name="finalise-minutes")
+def finalise_minutes(now: datetime | None = None) -> dict[str, Any]:
+    """Minutes whose corrections window has closed with nothing open become final."""
+    return run_sweep("finalise-minutes", now)

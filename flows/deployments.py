@@ -51,6 +51,36 @@ SCHEDULED = (
         "The working day before a meeting: alert the chair when the replies do not make a quorum.",
     ),
     Scheduled(
+        clinic.after_meetings,
+        "after-meetings",
+        "*/15 * * * *",
+        "Once a meeting has ended: each school told its outcome, and waits on outside agencies opened.",
+    ),
+    Scheduled(
+        clinic.follow_up_actions,
+        "follow-up-actions",
+        "*/15 8-17 * * 1-5",
+        "New actions to their owners; reminders, chases and escalation (working days, 08:00 to 18:00).",
+    ),
+    Scheduled(
+        clinic.chase_blockages,
+        "chase-blockages",
+        "0 9 * * 1-5",
+        "09:00 on weekdays: referrals waiting too long on an outside agency are chased, the school told.",
+    ),
+    Scheduled(
+        clinic.flag_overdue_minutes,
+        "flag-overdue-minutes",
+        "30 8 * * 1-5",
+        "08:30 on weekdays: outcomes, minutes and corrections past due are flagged to the chair.",
+    ),
+    Scheduled(
+        clinic.finalise_minutes,
+        "finalise-minutes",
+        "0 8 * * *",
+        "08:00: minutes whose corrections window has closed become final.",
+    ),
+    Scheduled(
         deliver_outbox,
         DELIVER_OUTBOX.split("/")[1],
         "* * * * *",

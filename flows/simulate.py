@@ -90,17 +90,63 @@ class Invitee:
         return None  # never answers
 
     def reply_at(self, sent_at: datetime) -> datetime:
-        """People deal with their email at 10:00 or 15:00 on a working day, within the next two days."""
-        slots = []
-        day = london(sent_at).date()
-        while len(slots) < REPLY_SLOTS_AHEAD:
-            if is_working_day(day):
-                for hour in REPLY_HOURS:
-                    moment = datetime.combine(day, time(hour), tzinfo=LONDON).astimezone(UTC)
-                    if moment > sent_at and len(slots) < REPLY_SLOTS_AHEAD:
-                        slots.append(moment)
-            day += timedelta(days=1)
-        return slots[self.choice() % REPLY_SLOTS_AHEAD]
+        return reply_slot(sent_at, self.choice())
+
+
+def reply_slot(sent_at: datetime, choice: int) -> datetime:
+    """People deal with their email at 10:00 or 15:00 on a working day, within the next two days."""
+    slots = []
+    day = london(sent_at).date()
+    while len(slots) < REPLY_SLOTS_AHEAD:
+        if is_working_day(day):
+            for hour in REPLY_HOURS:
+                moment = datetime.combine(day, time(hour), tzinfo=LONDON).astimezone(UTC)
+                if moment > sent_at and len(slots) < REPLY_SLOTS_AHEAD:
+                    slots.append(moment)
+        day += timedelta(days=1)
+    return slots[choice % REPLY_SLOTS_AHEAD]
+
+
+# The emails about an action its owner may answer, and how each kind of simulated owner answers them:
+# (kind of owner, email kind) -> the reply's first line. Anything not listed goes unanswered.
+ACTION_EMAILS = ("action_assigned", "action_reminder", "action_chase")
+OWNER_REPLIES = {
+    ("prompt", "action_reminder"): "Done",
+    ("prompt", "action_chase"): "Done",
+    ("progress", "action_assigned"): "update: first appointment booked for next week",
+    ("progress", "action_chase"): "done",
+    ("stuck", "action_chase"): "cannot do: the family have not agreed to the referral yet",
+}
+
+
+@dataclass(frozen=True)
+class ActionOwner:
+    """How a simulated action owner deals with the emails about one action, by a stable hash."""
+
+    email: str
+    thread: str  # the action's thread, so each owner behaves the same way about the same action
+
+    def kind(self) -> str:
+        n = int(hashlib.sha256(f"{self.email}|{self.thread}".encode()).hexdigest(), 16) % 100
+        return "prompt" if n < 35 else "progress" if n < 60 else "stuck" if n < 75 else "silent"
+
+    def reply_to(self, email_kind: str) -> str | None:
+        return OWNER_REPLIES.get((self.kind(), email_kind))
+
+
+def action_reply_email(
+    sender: str, to: str, subject: str, message_id: str, thread: str | None, first_line: str
+) -> bytes:
+    """A plain reply as a mail client writes it: the answer on top, the original quoted below."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[1])
+    message["In-Reply-To"] = message_id
+    message["References"] = " ".join(part for part in (thread, message_id) if part)
+    message.set_content(f"{first_line}\n\nOn the date below, the clinic team wrote:\n> (the original email)\n")
+    return message.as_bytes()
 
 
 def reply_email(invitee: Invitee, partstat: str, app_mailbox: str, now: datetime) -> bytes:
@@ -135,6 +181,7 @@ class Simulation:
     on_leave: Callable[[str, str], bool]  # (email, meeting uid) -> declines everything
     print_line: Callable[[str], None] = print
     replies: list[tuple[datetime, int, Invitee]] = field(default_factory=list)
+    action_replies: list[tuple[datetime, int, bytes, str]] = field(default_factory=list)  # (when, id, raw, what)
     answered: set[int] = field(default_factory=set)  # outbound message ids already answered
     day: date | None = None
     totals: Counter = field(default_factory=Counter)
@@ -227,12 +274,17 @@ class Simulation:
         return self.totals
 
     def describe_sweep(self, result: dict) -> str:
+        record = result.get("record", "meeting")
+        outcomes = result[f"{record}s"]
+        if record != "meeting":  # actions and waits: how many of each step
+            steps = Counter(str(outcome) for outcome in outcomes.values() if outcome)
+            return ", ".join(f"{what} ({n} {record}{'' if n == 1 else 's'})" for what, n in sorted(steps.items()))
         with run_context() as ctx, transaction(ctx.session_factory) as session:
-            query = select(Meeting.id, Meeting.meeting_date).where(Meeting.id.in_(result["meetings"]))
+            query = select(Meeting.id, Meeting.meeting_date).where(Meeting.id.in_(outcomes))
             days = dict(session.execute(query).tuples().all())
         parts = [
-            f"{days[meeting_id]:%a %-d %b} clinic ({describe(outcome) or 'done'})"
-            for meeting_id, outcome in result["meetings"].items()
+            f"{days[meeting_id]:%a %-d %b} meeting ({describe(outcome) or 'done'})"
+            for meeting_id, outcome in outcomes.items()
         ]
         return "; ".join(parts)
 
@@ -261,6 +313,8 @@ class Simulation:
         candidates = [next_send] if next_send else []
         if self.replies:
             candidates.append(self.replies[0][0])
+        if self.action_replies:
+            candidates.append(self.action_replies[0][0])
         if waiting:
             candidates.append(self.clock)  # mail waiting in the inbox: read it now
         if not candidates:
@@ -275,6 +329,35 @@ class Simulation:
             self.totals["emails sent"] += report["sent"]
             self.log(moment, f"deliver-outbox: {report['sent']} sent, {report['retrying']} to retry")
         self.plan_replies(moment)
+        self.plan_action_replies(moment)
+
+    def plan_action_replies(self, moment: datetime) -> None:
+        """Owners answer some emails about their actions by replying to them, as people do."""
+        with run_context() as ctx, transaction(ctx.session_factory) as session:
+            sent = session.execute(
+                select(
+                    OutboundMessage.id,
+                    OutboundMessage.kind,
+                    OutboundMessage.recipient,
+                    OutboundMessage.reply_to,
+                    OutboundMessage.subject,
+                    OutboundMessage.message_id,
+                    OutboundMessage.in_reply_to,
+                    OutboundMessage.sent_at,
+                ).where(OutboundMessage.status == OutboundStatus.sent, OutboundMessage.kind.in_(ACTION_EMAILS))
+            ).all()
+            app_mailbox = ctx.settings.mail_from
+        for message_id, kind, recipient, reply_to, subject, mid, thread, sent_at in sent:
+            if message_id in self.answered:
+                continue
+            self.answered.add(message_id)
+            owner = ActionOwner(recipient.lower(), thread or "")
+            first_line = owner.reply_to(kind)
+            if first_line is None:
+                continue
+            raw = action_reply_email(recipient, reply_to or app_mailbox, subject, mid, thread, first_line)
+            when = reply_slot(max(sent_at or moment, moment), message_id)
+            heapq.heappush(self.action_replies, (when, message_id, raw, first_line.split(":")[0].lower()))
 
     def plan_replies(self, moment: datetime) -> None:
         """Each invitee answers each invitation they were sent, some hours later (or never)."""
@@ -294,6 +377,7 @@ class Simulation:
                 heapq.heappush(self.replies, (invitee.reply_at(max(sent_at or moment, moment)), message_id, invitee))
 
     def send_replies(self, moment: datetime) -> None:
+        self.send_action_replies(moment)
         due = []
         while self.replies and self.replies[0][0] <= moment:
             due.append(heapq.heappop(self.replies)[2])
@@ -308,6 +392,19 @@ class Simulation:
                 answers[partstat.lower()] += 1
         self.totals["replies"] += len(due)
         self.log(moment, "invitees replied: " + ", ".join(f"{n} {what}" for what, n in sorted(answers.items())))
+
+    def send_action_replies(self, moment: datetime) -> None:
+        due = []
+        while self.action_replies and self.action_replies[0][0] <= moment:
+            due.append(heapq.heappop(self.action_replies))
+        if not due:
+            return
+        with run_context() as ctx, transaction(ctx.session_factory) as session:
+            for _, _, raw, _ in due:
+                store_inbound(session, raw=raw, now=moment)
+        answers = Counter(what for _, _, _, what in due)
+        self.totals["action replies"] += len(due)
+        self.log(moment, "action owners replied: " + ", ".join(f'{n} "{what}"' for what, n in sorted(answers.items())))
 
     def read_mailbox(self, moment: datetime) -> None:
         with run_context() as ctx, transaction(ctx.session_factory) as session:
