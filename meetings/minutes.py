@@ -768,3 +768,48 @@ def steps(session: Session, meeting: Meeting, *, now: datetime) -> list[Step]:
 def overdue_steps(session: Session, meeting: Meeting, now: datetime) -> list[Step]:
     """What is late: outcomes not sent, minutes not circulated, corrections not answered."""
     return [step for step in steps(session, meeting, now=now) if step.overdue]
+
+
+# ---- what the school sees ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchoolOutcome:
+    """A clinic's decision on a referral as the referring school sees it, once it has been told."""
+
+    meeting_date: date
+    series_name: str
+    decision: str
+    review_on: date | None
+    actions: list[ActionRow]
+
+
+def school_outcomes(session: Session, referral_id: int) -> list[SchoolOutcome]:
+    """The decisions sent to the school on this referral, newest first, with the actions that involve it.
+    Not the rationale or the agencies' information: those stay in the minutes."""
+    agencies = {a.id: a for a in session.scalars(select(Agency))}
+    found = []
+    items = session.scalars(
+        select(AgendaItem)
+        .where(AgendaItem.referral_id == referral_id, AgendaItem.outcome_sent_at.is_not(None))
+        .order_by(AgendaItem.outcome_sent_at.desc(), AgendaItem.id.desc())
+    )
+    for item in items:
+        decision = session.scalar(select(Decision).where(Decision.agenda_item_id == item.id))
+        if decision is None:
+            continue
+        actions = session.scalars(
+            select(Action)
+            .where(Action.agenda_item_id == item.id, Action.involves_school.is_(True))
+            .order_by(Action.due_on, Action.id)
+        )
+        found.append(
+            SchoolOutcome(
+                meeting_date=item.meeting.meeting_date,
+                series_name=item.meeting.series.name,
+                decision=decision_label(session, decision),
+                review_on=decision.review_on,
+                actions=[_action_row(a, agencies) for a in actions],
+            )
+        )
+    return found

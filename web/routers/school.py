@@ -17,7 +17,7 @@ from caseconf import audit
 from caseconf.clock import london_today
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from flows.triggers import request_delivery
-from meetings import referrals
+from meetings import minutes, referrals
 from meetings.access import Principal, access_referral, can_on_referral, principal_for, require
 from meetings.models import Action, ActionStatus, Referral, ReferralStatus
 from meetings.referral_form import PAGES, Page, page_for
@@ -234,6 +234,7 @@ def _status_page(
         tag_classes=TAG_CLASSES[status],
         todo=SCHOOL_TODO.get(status, ""),
         next_meeting=referrals.next_meeting_for(session, referral, now=now_of(request)),
+        outcomes=minutes.school_outcomes(session, referral.id) if referral.school_id in viewer.school_ids else [],
         history=[timeline_entry(c) for c in history],
         question=question,
         can_answer=can_on_referral(viewer, "answer", referral),
