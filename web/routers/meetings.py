@@ -99,6 +99,7 @@ def _meeting_page(
         capacity=meeting.series.capacity_items,
         can_papers=can_on_meeting(session, viewer, "papers", meeting),
         can_rsvp=can_on_meeting(session, viewer, "rsvp", meeting),
+        can_minute=can_on_meeting(session, viewer, "minute", meeting) and meeting.status != MeetingStatus.planned,
         can_manage=can(viewer, "meetings.manage"),
         may_view=lambda referral: can_on_referral(viewer, "view", referral),
         errors=errors or {},
