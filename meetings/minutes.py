@@ -162,6 +162,15 @@ class ContributionRow:
     agency: str
     body: str
     nothing_known: bool
+    shared_with: str = ""  # for the full minutes: who else may read it, when not every invitee
+
+
+def _shared_with(contribution: Contribution) -> str:
+    if contribution.visibility == Visibility.chair_only:
+        return "chair only"
+    if contribution.visibility == Visibility.named_agencies:
+        return "shared with " + ", ".join(contribution.visible_to_agencies or [])
+    return ""
 
 
 @dataclass
@@ -286,7 +295,12 @@ def build(session: Session, meeting: Meeting, reader: Reader) -> Minutes:
                 label=agenda.item_label(item),
                 notes=item.notes or "",
                 contributions=[
-                    ContributionRow(agencies[c.agency_id].name, c.body or "", c.nothing_known)
+                    ContributionRow(
+                        agencies[c.agency_id].name,
+                        c.body or "",
+                        c.nothing_known,
+                        _shared_with(c) if reader.full else "",
+                    )
                     for c in shown
                     if c.agenda_item_id == item.id
                 ],

@@ -186,8 +186,11 @@ def test_the_chair_reads_everything_and_each_agency_what_its_sharing_group_may(s
     assert "Apologies, information sent: Report sent on 2 December" in full
     assert "The chair read the confidentiality statement" in full
     assert "Hold a review meeting with the family (involves the school)" in full
+    assert f' (chair only)</p><p class="pre">{CAMHS_ONLY_MARK}' in full
+    assert f' (shared with POLICE)</p><p class="pre">{POLICE_NAMED_MARK}' in full
 
     police = text_for(session, meeting_id, POLICE)
+    assert "(shared with POLICE)" not in police
     assert SAFETY_MARK in police and POLICE_NAMED_MARK in police and SHARED_MARK in police
     assert HEALTH_MARK not in police and CAMHS_ONLY_MARK not in police
 

@@ -53,6 +53,11 @@ def test_minutes_from_draft_to_corrected_through_the_portal(client, session_fact
     assert "Draft" in draft.text and "Outcome to 1 school due Friday 4 December" in draft.text
     assert "Overdue" not in draft.text and HEALTH_MARK in draft.text and CAMHS_ONLY_MARK in draft.text
     assert f'href="{url}/approve"' in draft.text
+    draft_pdf = client.get(f"/meetings/{meeting_id}/minutes.pdf")  # a draft is built as it stands
+    assert (
+        draft_pdf.status_code == 200 and "draft-minutes-2026-12-03-v1.pdf" in draft_pdf.headers["content-disposition"]
+    )
+    assert "Camhsonlymarker" in "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(draft_pdf.content)).pages)
     approved = post_form(client, f"{url}/approve", {})
     assert approved.status_code == 303 and approved.headers["location"] == f"{url}?done=approved"
     again = client.post(f"{url}/approve", data={"csrf_token": csrf_from(draft.text)})
@@ -81,7 +86,7 @@ def test_minutes_from_draft_to_corrected_through_the_portal(client, session_fact
     assert "Safetymarker" in text and "Healthmarker" not in text
     with session_factory() as s:
         assert (
-            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "minutes.downloaded")) == 1
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "minutes.downloaded")) == 2
         )
 
     refused = post_form(client, f"{url}/corrections/new", {"item": "general", "body": "  "})
