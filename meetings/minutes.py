@@ -524,6 +524,9 @@ def request_correction(
     session: Session, meeting: Meeting, *, person_id: int, agenda_item_id: int | None, body: str, now: datetime
 ) -> MinuteCorrection:
     """An attendee asks for a correction, to one item or in general, while the window is open."""
+    runs_it = person_id in {meeting.chair_id, meeting.minute_taker_id, meeting.series.coordinator_id}
+    if not runs_it and invitation_for(session, meeting, person_id) is None:
+        raise Forbidden("minutes.correct")
     minute = _locked_minute(session, meeting)
     if not open_for_corrections(minute, now):
         if minute.status == MinutesStatus.circulated and minute.corrections_until:

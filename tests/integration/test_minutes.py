@@ -288,6 +288,15 @@ def test_corrections_open_until_the_window_closes_and_the_chair_answers_them(ses
         general = minutes.request_correction(
             s, meeting, person_id=person(s, CAMHS).id, agenda_item_id=None, body="Add CAMHS to the summary.", now=ENDED
         ).id
+    with transaction(session_factory) as s, pytest.raises(Forbidden):  # not invited: the school's DSL
+        minutes.request_correction(
+            s,
+            s.get(Meeting, meeting_id),
+            person_id=person(s, "dsl@kestrelford-academy.example.org").id,
+            agenda_item_id=None,
+            body="Not at the meeting",
+            now=ENDED,
+        )
     with transaction(session_factory) as s, pytest.raises(Conflict, match="Corrections closed on Monday 21 December"):
         minutes.request_correction(
             s,
