@@ -183,7 +183,7 @@ def cmd_demo(settings: Settings, args) -> int:
         if args.if_empty and session.scalar(select(func.count()).select_from(Person)):
             print("The directory already has people in it; demo data not loaded.")
             return 0
-        report = load_demo(session, now=SystemClock().now())
+        report = load_demo(session, now=SystemClock().now(), team_around_school=True)
     print(f"Demo data loaded: {report}")
     return 0
 

@@ -3,7 +3,9 @@
 `load_demo` is idempotent: every row is looked up by a natural key and made only if missing, and
 no date depends on `now` (it is used only for the audit trail), so a second run changes nothing.
 The referrals' dates are fixed in the Autumn 2026 term: one referral is listed on the clinic of
-3 December 2026 and one was discussed at the clinic of 12 November 2026.
+3 December 2026 and one was discussed at the clinic of 12 November 2026. Alderbrook Primary also has a
+Team Around the School, meeting half-termly (plus one extra meeting on 9 December 2026), with two pupils of
+concern waiting for its next agenda.
 """
 
 from __future__ import annotations
@@ -19,7 +21,19 @@ from agencies.directory import ImportReport, import_directory
 from agencies.models import Agency, Person, Role, RoleGrant, School
 from caseconf import audit
 from caseconf.clock import LONDON
-from meetings.demo_pupils import CHAIRS, HELD_ON, PERSONAS, Persona, london_time
+from meetings.demo_pupils import (
+    CHAIRS,
+    HELD_ON,
+    PERSONAS,
+    TAS_AGENCIES,
+    TAS_CHAIR,
+    TAS_CONCERNS,
+    TAS_EXTRA_MEETING,
+    TAS_NAME,
+    TAS_SCHOOL,
+    Persona,
+    london_time,
+)
 from meetings.models import (
     Action,
     ActionEvent,
@@ -29,6 +43,7 @@ from meetings.models import (
     AgendaItemKind,
     AgendaItemStatus,
     Child,
+    ConcernStatus,
     Decision,
     Meeting,
     MeetingKind,
@@ -37,6 +52,8 @@ from meetings.models import (
     MeetingStatusChange,
     Minute,
     MinutesStatus,
+    OutcomeOption,
+    PupilOfConcern,
     Referral,
     ReferralReasonOption,
     ReferralStatus,
@@ -44,7 +61,7 @@ from meetings.models import (
     SeriesMember,
     Term,
 )
-from meetings.planning import new_meeting
+from meetings.planning import meeting_dates, new_meeting
 from meetings.referrals import issue_reference
 from meetings.schedule import thursdays_in_term
 
@@ -99,6 +116,8 @@ class DemoReport:
     series_created: int = 0
     meetings_created: int = 0
     referrals_created: int = 0
+    concerns_created: int = 0
+    decisions_labelled: int = 0
 
     @property
     def changed(self) -> bool:
@@ -108,6 +127,8 @@ class DemoReport:
             self.series_created,
             self.meetings_created,
             self.referrals_created,
+            self.concerns_created,
+            self.decisions_labelled,
         )
         return self.directory.changed or any(created)
 
@@ -117,11 +138,13 @@ class DemoReport:
         return (
             f"directory: {self.directory}. Created {self.reasons_created} referral reasons, {self.terms_created} "
             f"terms, {self.series_created} meeting series, {self.meetings_created} meetings and "
-            f"{self.referrals_created} referrals"
+            f"{self.referrals_created} referrals, and {self.concerns_created} pupils of concern"
         )
 
 
-def load_demo(session: Session, *, now: datetime) -> DemoReport:
+def load_demo(session: Session, *, now: datetime, team_around_school: bool = False) -> DemoReport:
+    """Load (or complete) the demo borough. `team_around_school` adds Alderbrook Primary's Team Around the
+    School, its meetings and pupils of concern (`caseconf demo` does; tests that need only the clinic do not)."""
     report = DemoReport(directory=import_directory(session, text=DIRECTORY_FILE.read_text(encoding="utf-8"), now=now))
     people = {p.email: p for p in session.scalars(select(Person))}
     reps = _agency_reps(session)
@@ -130,6 +153,12 @@ def load_demo(session: Session, *, now: datetime) -> DemoReport:
     series, report.series_created = _ensure_series(session, people, reps)
     meetings, report.meetings_created = _ensure_meetings(session, series, terms, people)
     report.referrals_created = _ensure_referrals(session, people, reps, meetings)
+    if team_around_school:
+        tas, tas_created = _ensure_tas_series(session, people, reps)
+        report.series_created += tas_created
+        report.meetings_created += _ensure_tas_meetings(session, tas, terms)
+        report.concerns_created = _ensure_concerns(session, tas, people)
+    report.decisions_labelled = _label_decisions(session, series)
     if report.changed:
         audit.record(
             session,
@@ -142,6 +171,8 @@ def load_demo(session: Session, *, now: datetime) -> DemoReport:
             series_created=report.series_created,
             meetings_created=report.meetings_created,
             referrals_created=report.referrals_created,
+            concerns_created=report.concerns_created,
+            decisions_labelled=report.decisions_labelled,
         )
     return report
 
@@ -380,8 +411,15 @@ def _make_referral(
     if discussed is None:
         return
     coordinator = people[COORDINATOR]
+    option = session.scalar(select(OutcomeOption).where(OutcomeOption.code == persona.decision["outcome"]))
     session.add(
-        Decision(agenda_item_id=item.id, decided_at=discussed.at, recorded_by_id=coordinator.id, **persona.decision)
+        Decision(
+            agenda_item_id=item.id,
+            decided_at=discussed.at,
+            recorded_by_id=coordinator.id,
+            option_id=option.id if option else None,
+            **persona.decision,
+        )
     )
     for spec in persona.actions:
         agency, owner = reps[spec.agency]
@@ -404,3 +442,95 @@ def _make_referral(
                 ActionEvent(kind=ActionEventKind.done, occurred_at=spec.done_at, by_person_id=owner.id)
             )
         session.add(action)
+
+
+# ---- Team Around the School -------------------------------------------------------------------------
+
+
+def _ensure_tas_series(
+    session: Session, people: dict[str, Person], reps: dict[str, tuple[Agency, Person]]
+) -> tuple[MeetingSeries, int]:
+    series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == TAS_NAME))
+    if series is not None:
+        return series, 0
+    school = session.scalar(select(School).where(School.urn == TAS_SCHOOL))
+    series = MeetingSeries(
+        name=TAS_NAME,
+        kind=MeetingKind.team_around_school,
+        area_id=school.area_id,  # the area's EIP chairs it
+        school_id=school.id,
+        weekday=2,  # Wednesdays after school
+        start_time=time(15, 45),
+        duration_minutes=90,
+        term_time_only=True,
+        location=f"{school.name}, family room",
+        chair_rotation=[people[TAS_CHAIR].id],
+        chair_rotation_every=1,
+        coordinator_id=people[COORDINATOR].id,
+        capacity_items=6,
+        item_minutes=15,
+        cutoff_weekday=4,  # the Friday before, at noon
+        papers_weekday=0,  # the Monday before
+        quorum_min_agencies=2,
+        quorum_required_agencies=[],
+        members=[SeriesMember(agency_id=reps[code][0].id, person_id=reps[code][1].id) for code in TAS_AGENCIES],
+    )
+    session.add(series)
+    session.flush()
+    return series, 1
+
+
+def _ensure_tas_meetings(session: Session, series: MeetingSeries, terms: list[Term]) -> int:
+    """One meeting a half-term (meetings.planning.half_termly_dates), and the extra one before Christmas."""
+    existing = {m.meeting_date for m in session.scalars(select(Meeting).where(Meeting.series_id == series.id))}
+    dates = sorted({*meeting_dates(series, terms), TAS_EXTRA_MEETING})
+    created = 0
+    for index, day in enumerate(dates):
+        if day in existing:
+            continue
+        meeting = new_meeting(session, series, day, chair_index=index, calendar_domain=CALENDAR_DOMAIN)
+        _meeting_history(session, meeting, None, MeetingStatus.planned, SET_UP_AT, None)
+        created += 1
+    return created
+
+
+def _ensure_concerns(session: Session, series: MeetingSeries, people: dict[str, Person]) -> int:
+    """The school's two pupils of concern, waiting for the next meeting's agenda (found by their label)."""
+    labels = set(session.scalars(select(PupilOfConcern.label).where(PupilOfConcern.school_id == series.school_id)))
+    dsl = people["dsl@alderbrook.example.org"]
+    created = 0
+    for spec in TAS_CONCERNS:
+        if spec.label in labels:
+            continue
+        session.add(
+            PupilOfConcern(
+                school_id=series.school_id,
+                series_id=series.id,
+                label=spec.label,
+                concern=spec.concern,
+                ask=spec.ask,
+                parent_agreed_on=spec.parent_agreed_on,
+                status=ConcernStatus.open,
+                added_by_id=dsl.id,
+                added_at=spec.added_at,
+            )
+        )
+        created += 1
+    return created
+
+
+def _label_decisions(session: Session, series: MeetingSeries) -> int:
+    """Decisions on the demo clinic made before outcomes had labels: point each at the option of its code."""
+    options = {o.code: o.id for o in session.scalars(select(OutcomeOption))}
+    unlabelled = session.scalars(
+        select(Decision)
+        .join(AgendaItem, AgendaItem.id == Decision.agenda_item_id)
+        .join(Meeting, Meeting.id == AgendaItem.meeting_id)
+        .where(Meeting.series_id == series.id, Decision.option_id.is_(None))
+    ).all()
+    labelled = 0
+    for decision in unlabelled:
+        if decision.outcome in options:
+            decision.option_id = options[decision.outcome]
+            labelled += 1
+    return labelled

@@ -604,3 +604,41 @@ PERSONAS: tuple[Persona, ...] = (
         ),
     ),
 )
+
+
+@dataclass(frozen=True)
+class Concern:
+    """A pupil of concern the school has put on its Team Around the School list (label only, no name)."""
+
+    label: str
+    concern: str
+    ask: str
+    added_at: datetime
+    parent_agreed_on: date | None
+
+
+# Team Around the School for Alderbrook Primary: one meeting each half-term (Wednesdays after school), plus
+# one extra before Christmas that the school asked for because two pupils are giving cause for concern.
+TAS_SCHOOL = "900001"
+TAS_NAME = "Alderbrook Primary Team Around the School"
+TAS_AGENCIES = ("EARLY_HELP", "HEALTH", "SAFEGUARDING")
+TAS_CHAIR = EIP_N
+TAS_EXTRA_MEETING = date(2026, 12, 9)
+TAS_CONCERNS: tuple[Concern, ...] = (
+    Concern(
+        label="RM Year 5",
+        concern="Lateness has doubled since October and RM has arrived hungry several times; mum has mentioned "
+        "a change of address but no new address has been given.",
+        ask="Is the family known to early help, and would a family support worker be the right first step?",
+        added_at=london_time(2026, 11, 16, 15, 40),
+        parent_agreed_on=date(2026, 11, 13),
+    ),
+    Concern(
+        label="Anonymised: Year 3 pupil",
+        concern="A Year 3 pupil has been tearful most mornings and has told staff that home is 'shouty'. "
+        "The family have not yet agreed to the pupil being named, so the school asks for advice only.",
+        ask="Advice on next steps, and on how to talk to the family about an Early Help Assessment.",
+        added_at=london_time(2026, 11, 19, 16, 5),
+        parent_agreed_on=None,
+    ),
+)

@@ -13,7 +13,7 @@ from agencies.models import Person, Role, RoleGrant, School
 from caseconf.clock import LONDON
 from caseconf.db import transaction
 from caseconf.schema import load_metadata
-from meetings.demo import DEMO_USERS, load_demo
+from meetings.demo import DEMO_USERS, SERIES_NAME, load_demo
 from meetings.models import (
     AgendaItem,
     Meeting,
@@ -65,7 +65,7 @@ REAL_NAMES = (
 @pytest.fixture
 def demo(session_factory, clock):
     with transaction(session_factory) as session:
-        return load_demo(session, now=clock.now())
+        return load_demo(session, now=clock.now(), team_around_school=True)
 
 
 def dump_every_table(session_factory) -> dict[str, list[str]]:
@@ -81,7 +81,7 @@ def test_loading_twice_changes_nothing_at_all(demo, session_factory, clock):
     clock.advance(days=300)  # even a much later run must not change anything
 
     with transaction(session_factory) as session:
-        again = load_demo(session, now=clock.now())
+        again = load_demo(session, now=clock.now(), team_around_school=True)
 
     assert demo.changed and not again.changed
     assert again.directory.people.unchanged == demo.directory.people.created
@@ -96,7 +96,7 @@ def test_the_borough_has_its_schools_eips_and_clinic(demo, session_factory):
         eip_areas = session.scalars(select(RoleGrant.area_id).where(RoleGrant.role == Role.eip)).all()
         assert len(eip_areas) == 3 and len(set(eip_areas)) == 3
 
-        series = session.scalar(select(MeetingSeries))
+        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == SERIES_NAME))
         assert (series.weekday, series.start_time, series.duration_minutes) == (3, time(13, 30), 120)
         assert series.quorum_required_agencies == ["SAFEGUARDING"]
         assert (series.capacity_items, series.item_minutes, series.chair_rotation_every) == (8, 15, 3)
@@ -122,8 +122,10 @@ def test_every_audience_has_a_demo_user(demo, session_factory):
 def test_clinics_fall_on_term_time_thursdays_at_half_past_one_london(demo, session_factory):
     with session_factory() as session:
         terms = session.scalars(select(Term)).all()
-        meetings = session.scalars(select(Meeting).order_by(Meeting.meeting_date)).all()
-        series = session.scalar(select(MeetingSeries))
+        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == SERIES_NAME))
+        meetings = session.scalars(
+            select(Meeting).where(Meeting.series_id == series.id).order_by(Meeting.meeting_date)
+        ).all()
 
     assert len(meetings) == 26
     for meeting in meetings:
