@@ -181,6 +181,13 @@ class RoomItem:
 
     @property
     def reference(self) -> str:
+        action = self.review_action
+        if action is not None:
+            about = action.referral.reference if action.referral is not None else "a pupil of concern"
+            owner = action.owner_agency.name if action.owner_agency is not None else "the school"
+            return f"Action review for {about} ({owner})"
+        if self.concern is not None:
+            return f"Pupil of concern: {self.concern.label}"
         return item_reference(self.item)
 
 

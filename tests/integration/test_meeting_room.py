@@ -27,6 +27,7 @@ from meetings.models import (
     Meeting,
     MeetingStatus,
     Minute,
+    PupilOfConcern,
     Referral,
     ReferralStatus,
 )
@@ -567,3 +568,50 @@ def test_a_deferred_item_goes_to_the_next_meeting_and_does_not_block_the_end(ses
     session.expire_all()
     assert session.get(AgendaItem, third.id).status == AgendaItemStatus.deferred
     assert session.get(Referral, third.referral_id).status == ReferralStatus.accepted
+
+
+def test_a_pupil_of_concern_item_takes_notes_a_decision_and_actions(session_factory, session, clinic):
+    """A Team Around the School item has no referral: its actions carry the concern, and it is discussed."""
+    with transaction(session_factory) as s:
+        school = s.get(Referral, items(s, clinic)[0].referral_id).school
+        concern = PupilOfConcern(
+            school_id=school.id,
+            label="J.Q., Year 8",
+            concern="Late most mornings since October",
+            ask="Ideas for a morning routine",
+            status="listed",
+            added_by_id=person_id(s, "dsl@kestrelford-academy.example.org"),
+            added_at=DEMO_MONDAY,
+        )
+        s.add(concern)
+        s.flush()
+        meeting = s.get(Meeting, clinic)
+        item = AgendaItem(
+            meeting_id=clinic, kind=AgendaItemKind.pupil_of_concern, concern_id=concern.id, position=50, slot_minutes=10
+        )
+        s.add(item)
+        meeting.items.append(item)
+        s.flush()
+        concern_id, item_id = concern.id, item.id
+    opened(session_factory, clinic)
+    state = run(session_factory, clinic, lambda s, m, now, me: meeting_room.room_state(s, m, now=now))
+    row = next(r for r in state.items if r.item.id == item_id)
+    assert row.reference == "Pupil of concern: J.Q., Year 8" and row in state.unsettled
+    decide(session_factory, clinic, item_id, option_code="support_agreed")
+    action_id, _ = add(
+        session_factory,
+        clinic,
+        item_id,
+        description="Offer a breakfast club place from Monday",
+        owner="school",
+        due_on="2026-12-07",
+    )
+    for item in items(session, clinic):
+        decide(session_factory, clinic, item.id, option_code="closed")
+    settle_reviews(session_factory, session, clinic)
+    run(session_factory, clinic, lambda s, m, now, me: meeting_room.end_meeting(s, m, now=now, actor_id=me))
+    session.expire_all()
+    action = session.get(Action, action_id)
+    assert (action.concern_id, action.referral_id, action.owner_school_id) == (concern_id, None, school.id)
+    assert session.get(PupilOfConcern, concern_id).status == "discussed"
+    assert session.get(AgendaItem, item_id).status == AgendaItemStatus.discussed

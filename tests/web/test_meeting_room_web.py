@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from agencies.models import Agency
+from caseconf.audit import AuditEvent
 from caseconf.db import transaction
 from meetings.models import Action, AgendaItem, AgendaItemKind, Decision, Invitation, Meeting, MeetingStatus, Referral
 from tests.integration.test_meeting_room import COORDINATOR, ON_THE_DAY, set_up_clinic
@@ -54,6 +55,8 @@ def test_who_may_use_the_room(client, session_factory, session, clinic):
     sign_in(client, session_factory, COORDINATOR)
     page = room(client, clinic)
     assert "Open the meeting room" in page.text
+    viewed = session.scalars(select(AuditEvent.action).where(AuditEvent.record_id == str(clinic))).all()
+    assert viewed.count("meeting.room_viewed") == 2  # the chair's look and the coordinator's
     meeting_page = client.get(f"/meetings/{clinic}")
     assert f'href="/meetings/{clinic}/room"' in meeting_page.text
     with transaction(session_factory) as s:

@@ -17,14 +17,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agencies.models import Agency, Person, Role, RoleGrant
+from caseconf import audit
 from caseconf.clock import london
+from caseconf.db import transaction
 from caseconf.errors import Conflict, Invalid
 from meetings import meeting_room
 from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral
 from meetings.edits import EditConflict
 from meetings.models import Meeting, MeetingStatus
 from notifications.papers_mail import queue_item_moved
-from web.deps import DbSession, SignedIn, mail_context, now_of, render
+from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render
 
 router = APIRouter(prefix="/meetings/{meeting_id}/room")
 
@@ -135,6 +137,18 @@ def _room_page(
 @router.get("")
 def room(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int, done: str = "") -> Response:
     meeting = access_meeting(session, viewer, meeting_id, "minute")
+    # The room shows case notes: who looked is recorded, as for a referral.
+    with transaction(request.app.state.session_factory) as audit_session:
+        audit.record(
+            audit_session,
+            now=now_of(request),
+            action="meeting.room_viewed",
+            actor_person_id=viewer.person_id,
+            actor_label=viewer.email,
+            record_type="meeting",
+            record_id=meeting.id,
+            ip_address=client_ip(request),
+        )
     return _room_page(request, session, viewer, meeting, done=done)
 
 

@@ -261,6 +261,14 @@ if (room) {
       field.timer = window.setTimeout(() => send(field), DEBOUNCE_MS);
       showStatus();
     });
+    textarea.addEventListener("keydown", (event) => {
+      // Ctrl+Enter (or Cmd+Enter) saves now, without waiting for the pause in typing.
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        remember(field);
+        send(field);
+      }
+    });
     textarea.addEventListener("blur", () => {
       if (field.pending) send(field);
     });
