@@ -184,6 +184,13 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     wait_for_db(lambda: notes_of(session, item_id) == mine)
     assert page.locator(".app-room-conflict").count() == 0
 
+    # The page is reloaded (or the laptop closed) straight after typing: the text comes back and is sent.
+    final = mine + " Next review: 14 January."
+    page.locator(f"#notes-{item_id}").fill(final)
+    page.reload()
+    assert page.locator(f"#notes-{item_id}").input_value() == final
+    wait_for_db(lambda: notes_of(session, item_id) == final)
+
     # The rest of the agenda is settled (another item decided, open actions reviewed), then the meeting ends.
     with transaction(session_factory) as s:
         m = s.get(Meeting, meeting_id)
@@ -212,4 +219,4 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     assert ended.status == MeetingStatus.minutes_draft
     assert ended.ended_at == clock.now()
     assert session.get(Referral, item.referral_id).status == "actions_open"
-    assert notes_of(session, item_id) == mine
+    assert notes_of(session, item_id) == final

@@ -126,7 +126,7 @@ if (room) {
     } catch (error) {
       data = {};
     }
-    if (response.ok) {
+    if (response.ok && !response.redirected && typeof data.version === "number") {
       field.base = data.version;
       setGroupVersion(field.group, data.version);
       fields.forEach((other) => {
@@ -144,7 +144,11 @@ if (room) {
       showConflict(field, data);
     } else {
       // Refused (signed out, not allowed, or not valid): keep the text here and say so.
-      field.error = (data.errors && data.errors.join("; ")) || `the server answered ${response.status}`;
+      field.error =
+        (data.errors && data.errors.join("; ")) ||
+        (response.redirected || response.status === 403
+          ? "you may have been signed out (sign in again in another tab, then type a letter here)"
+          : `the server answered ${response.status}`);
       statusBox.textContent = `Not saved: ${field.error}. Your text is kept in this browser.`;
       return;
     }
