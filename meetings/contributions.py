@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from agencies.models import Agency
 from caseconf import audit
 from caseconf.errors import Invalid
+from meetings.agenda import slots
 from meetings.edits import EditConflict, save_text
-from meetings.models import AgendaItem, AgendaItemStatus, Contribution, Visibility
+from meetings.models import AgendaItem, AgendaItemKind, AgendaItemStatus, Contribution, Meeting, Visibility
+from meetings.papers import may_circulate
 
 MAX_BODY = 10_000
 
@@ -51,6 +53,8 @@ def _check(
     body = (body or "").replace("\r\n", "\n").strip()
     if item.status != AgendaItemStatus.listed:
         problems["item"] = "This item is no longer on the agenda"
+    elif item.kind not in CONTRIBUTABLE or (item.referral_id is not None and not may_circulate(item.referral)):
+        problems["item"] = "Agencies cannot add information to this item"
     if nothing_known and body:
         problems["body"] = "Either add your agency's information or mark nothing known, not both"
     elif not nothing_known and not body:
@@ -153,3 +157,32 @@ def save_contribution(
         version=row.version,
     )
     return row
+
+
+# Items an agency can add its information to: referrals cleared for circulation, and a school's pupils
+# of concern or anonymised consultations. Action reviews are updated through the action itself.
+CONTRIBUTABLE = frozenset({AgendaItemKind.referral, AgendaItemKind.pupil_of_concern, AgendaItemKind.consultation})
+
+
+def contributable_items(meeting: Meeting) -> list[AgendaItem]:
+    """The meeting's listed items an invited agency may see and add to, in agenda order."""
+    return [
+        slot.item
+        for slot in slots(meeting)
+        if slot.item.kind in CONTRIBUTABLE and (slot.item.referral_id is None or may_circulate(slot.item.referral))
+    ]
+
+
+def items_needing(session: Session, meeting: Meeting, agency_id: int) -> tuple[int, int]:
+    """(items still without this agency's contribution, items it can contribute to) on the meeting."""
+    items = contributable_items(meeting)
+    if not items:
+        return 0, 0
+    done = set(
+        session.scalars(
+            select(Contribution.agenda_item_id).where(
+                Contribution.agenda_item_id.in_([i.id for i in items]), Contribution.agency_id == agency_id
+            )
+        )
+    )
+    return sum(1 for i in items if i.id not in done), len(items)

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from agencies.models import Agency, Person
 from caseconf.errors import Invalid, NotFound
 from meetings import invitations
-from meetings.access import access_meeting, invitation_for
+from meetings.access import access_meeting, can_on_meeting, invitation_for
+from meetings.contributions import items_needing
 from meetings.models import MeetingStatus
 from notifications.calendar import build_feed
 from web.deps import DbSession, SignedIn, now_of, render, settings_of
@@ -79,8 +80,17 @@ def attendance(request: Request, session: DbSession, viewer: SignedIn, meeting_i
 
 @router.get("/my-meetings")
 def my_meetings(request: Request, session: DbSession, viewer: SignedIn) -> Response:
-    upcoming = invitations.upcoming_invitations(session, person_id=viewer.person_id, now=now_of(request))
-    return render(request, "invitations/my_meetings.html", upcoming=upcoming)
+    now = now_of(request)
+    upcoming = invitations.upcoming_invitations(session, person_id=viewer.person_id, now=now)
+    # For an agency's rep: how many items still need their agency's information, while it can be added.
+    to_add = {
+        i.id: items_needing(session, i.meeting, i.agency_id)
+        for i in upcoming
+        if i.agency_id is not None
+        and i.meeting.starts_at > now
+        and can_on_meeting(session, viewer, "contribute", i.meeting)
+    }
+    return render(request, "invitations/my_meetings.html", upcoming=upcoming, to_add=to_add)
 
 
 @router.get("/calendar")

@@ -26,6 +26,7 @@ from meetings.documents import document_path
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Referral
 from notifications.papers_mail import queue_item_moved
 from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render, settings_of
+from web.routers.contributions import meeting_page_extras
 from web.routers.documents import content_disposition
 
 router = APIRouter(prefix="/meetings")
@@ -105,6 +106,7 @@ def _meeting_page(
         errors=errors or {},
         typed=typed or {},
         done=DONE.get(done or ""),
+        **meeting_page_extras(session, viewer, meeting),
     )
 
 
