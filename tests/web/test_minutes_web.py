@@ -79,6 +79,7 @@ def test_minutes_from_draft_to_corrected_through_the_portal(client, session_fact
     police_page = client.get(url)
     assert police_page.status_code == 200 and "Circulated" in police_page.text
     assert SAFETY_MARK in police_page.text and HEALTH_MARK not in police_page.text
+    assert "What is due" not in police_page.text  # the steps after the meeting are for those who run it
     assert CAMHS_ONLY_MARK not in police_page.text
     pdf = client.get(f"/meetings/{meeting_id}/minutes.pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"

@@ -87,7 +87,7 @@ def _page(request: Request, session: Session, viewer: Principal, meeting: Meetin
         "minutes/show.html",
         meeting=meeting,
         m=built,
-        steps=minutes.steps(session, meeting, now=now),
+        steps=minutes.steps(session, meeting, now=now) if reader.full or chair else [],  # for those who run it
         can_approve=chair and status == MinutesStatus.draft and meeting.status == MeetingStatus.minutes_draft,
         can_circulate=status == MinutesStatus.approved and minutes.may_circulate(session, viewer, meeting),
         can_correct=minutes.open_for_corrections(minute, now) and minutes.may_correct(session, viewer, meeting),
