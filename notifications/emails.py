@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ class MailContext:
     team_name: str
     # The app mailbox and the signing key, for per-action reply addresses (left empty: replies thread only).
     app_address: str = ""
-    reply_secret: str = ""
+    reply_secret: str = field(default="", repr=False)  # never in a log line
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MailContext:
