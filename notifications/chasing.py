@@ -388,23 +388,32 @@ def find_action(session: Session, message: EmailMessage | None, subject: str, ma
     return None
 
 
-def may_reply_for(session: Session, action: Action, sender: str) -> Person | None:
-    """The person the sender is, when they may update the action by email: its owner, a rep of the owning
-    agency, the chair of its meeting, or a coordinator."""
-    person = session.scalar(select(Person).where(Person.email == sender.lower(), Person.active.is_(True)))
-    if person is None:
-        return None
-    if action.owner_person_id == person.id:
-        return person
-    meeting = action_service.meeting_of(session, action)
-    if meeting is not None and meeting.chair_id == person.id:
-        return person
-    for grant in person.grants:
-        if grant.role == Role.coordinator:
-            return person
-        owning_agency = action.owner_agency_id is not None and grant.agency_id == action.owner_agency_id
-        if grant.role == Role.agency_rep and owning_agency:
-            return person
+@dataclass(frozen=True)
+class Replier:
+    person_id: int | None  # None: the owning agency's shared mailbox
+
+
+def may_reply_for(session: Session, action: Action, sender: str) -> Replier | None:
+    """Who the sender is, when they may update the action by email: its owner, a rep of the owning agency,
+    the owning agency's own mailbox (where its actions go when no one is named), the chair of the meeting
+    that agreed it, or a coordinator. None for anyone else."""
+    sender = (sender or "").lower()
+    person = session.scalar(select(Person).where(Person.email == sender, Person.active.is_(True)))
+    if person is not None:
+        if action.owner_person_id == person.id:
+            return Replier(person.id)
+        meeting = action_service.meeting_of(session, action)
+        if meeting is not None and meeting.chair_id == person.id:
+            return Replier(person.id)
+        for grant in person.grants:
+            if grant.role == Role.coordinator:
+                return Replier(person.id)
+            owning_agency = action.owner_agency_id is not None and grant.agency_id == action.owner_agency_id
+            if grant.role == Role.agency_rep and owning_agency:
+                return Replier(person.id)
+    agency = action.owner_agency
+    if sender and agency is not None and agency.mailbox and agency.mailbox.lower() == sender:
+        return Replier(None)
     return None
 
 
@@ -429,8 +438,8 @@ def handle_action_reply(
     inbound.kind = InboundKind.action_reply
     ref = action_ref(action)
     thread = inbound.message_id if inbound.message_id and len(inbound.message_id) < 250 else None
-    person = may_reply_for(session, action, inbound.sender or "")
-    if person is None:
+    replier = may_reply_for(session, action, inbound.sender or "")
+    if replier is None:
         inbound.status = InboundStatus.needs_human
         inbound.note = f"Reply about {ref} from someone who may not update it: refused, nothing changed"
         queue_email(
@@ -455,7 +464,7 @@ def handle_action_reply(
             locked,
             kind=command.kind,
             note=command.note,
-            by_person_id=person.id,
+            by_person_id=replier.person_id,
             now=now,
             reason=NotDoneReason.other if command.kind == "cannot_do" else None,
         )

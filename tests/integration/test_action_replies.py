@@ -174,3 +174,20 @@ def test_the_last_action_closing_puts_the_referral_back_for_review(session_facto
         )
     ).all()
     assert told and all("Due for review" in m.body_text for m in told)
+
+
+def test_the_owning_agencys_mailbox_may_reply_when_no_one_is_named(session_factory, session):
+    load(session_factory)
+    action_id, original = announced(session_factory, session, owner_email=None)
+    assert original.recipient == "camhs@kestrelford.example.org"  # no named owner: the agency's mailbox
+    _, report = deliver(
+        session_factory, reply_to(original, "update: triage booked", sender="CAMHS@kestrelford.example.org")
+    )
+    assert report.action_replies == 1
+    action = session.get(Action, action_id)
+    assert action.latest_update == "triage booked" and action.events[-1].by_person_id is None
+    # Another agency's mailbox may not.
+    _, report = deliver(session_factory, reply_to(original, "done", sender="police@kestrelford.example.org"))
+    assert report.for_a_person == 1
+    session.expire_all()
+    assert session.get(Action, action_id).status == ActionStatus.open
