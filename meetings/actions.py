@@ -451,6 +451,31 @@ def filter_choices(session: Session, principal: Principal, *, today: date) -> tu
     return list(agencies), list(schools)
 
 
+@dataclass(frozen=True)
+class AgencyLine:
+    agency: Agency
+    open: int
+    overdue: int
+    escalated: int
+
+
+def agency_summary(session: Session, principal: Principal, filters: TrackerFilters, *, today: date) -> list[AgencyLine]:
+    """Open, overdue and escalated actions per owning agency (within the school filter), most overdue first:
+    an agency that keeps missing its actions shows at the top."""
+    visible = tracker_query(principal, TrackerFilters(school_id=filters.school_id, status="open"), today=today)
+    counts: dict[int, list[int]] = {}
+    for action in session.scalars(visible).unique():
+        if action.owner_agency_id is None:
+            continue
+        line = counts.setdefault(action.owner_agency_id, [0, 0, 0])
+        line[0] += 1
+        line[1] += action.due_on < today
+        line[2] += action.escalated_at is not None
+    agencies = {a.id: a for a in session.scalars(select(Agency).where(Agency.id.in_(counts)))}
+    lines = [AgencyLine(agencies[i], *c) for i, c in counts.items()]
+    return sorted(lines, key=lambda line: (-line.overdue, -line.open, line.agency.name))
+
+
 CSV_HEADER = (
     "Action",
     "Reference",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 
 import pytest
@@ -192,3 +193,20 @@ def test_tracker_and_action_pages_in_a_browser(server, page, settings, session_f
     page.get_by_role("button", name="Save update").click()
     assert page.get_by_text("Your update has been saved").is_visible()
     shot(page, "action-updated")
+
+
+def test_the_coordinator_sees_open_actions_by_agency(client, session_factory, two_actions):
+    camhs_id, _ = two_actions
+    sign_in(client, session_factory, COORDINATOR)
+    page = client.get("/actions")
+    assert page.status_code == 200 and "Open actions by agency" in page.text
+    summary = page.text.split("Open actions by agency")[1].split("</table>")[0]
+    assert "Mental Health Service" in summary and "Police Schools and Youth Team" in summary
+    # Most overdue first: an agency that keeps missing its actions is at the top.
+    cells = [int(n) for n in re.findall(r'cell--numeric">(\d+)</td>', summary)]
+    overdue = cells[1::3]
+    assert overdue == sorted(overdue, reverse=True) and overdue[0] >= 1
+    with session_factory() as session:
+        camhs_agency = session.get(Action, camhs_id).owner_agency_id
+    filtered = client.get(f"/actions?tab=open&agency={camhs_agency}")
+    assert f"ACT-{camhs_id}" in filtered.text and "Open actions by agency" not in filtered.text

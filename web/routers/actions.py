@@ -97,11 +97,17 @@ def tracker(
     counts = action_service.tracker_counts(session, viewer, filters, today=today)
     counts["all"] = sum(counts[s] for s in ("open", "done", "cancelled"))
     agencies, schools = action_service.filter_choices(session, viewer, today=today)
+    summary = (
+        action_service.agency_summary(session, viewer, filters, today=today)
+        if filters.agency_id is None and viewer.roles & {Role.coordinator, Role.eip, Role.admin}
+        else []
+    )
     query = "&".join(f"{k}={v}" for k, v in (("agency", filters.agency_id), ("school", filters.school_id)) if v)
     return render(
         request,
         "actions/index.html",
         actions=found,
+        summary=summary,
         tab=tab,
         tabs=TABS,
         counts=counts,
