@@ -197,8 +197,14 @@ def is_due(wait: AgencyWait, every: int, *, now: datetime) -> bool:
 
 
 def waits_due(session: Session, *, now: datetime) -> list[int]:
-    """Unresolved waits due a chase: past their flag time and not chased, or chased `every` working days ago."""
-    waits = session.scalars(select(AgencyWait).where(AgencyWait.resolved_at.is_(None)).order_by(AgencyWait.id))
+    """Unresolved waits due a chase: past their flag time and not chased, or chased `every` working days ago.
+    A referral no longer open (closed, withdrawn) waits on no one: its waits are left for the coordinator."""
+    waits = session.scalars(
+        select(AgencyWait)
+        .join(Referral, Referral.id == AgencyWait.referral_id)
+        .where(AgencyWait.resolved_at.is_(None), Referral.status.in_(OPEN_STATUSES))
+        .order_by(AgencyWait.id)
+    )
     return [w.id for w in waits if is_due(w, chase_every(session, w), now=now)]
 
 

@@ -139,3 +139,13 @@ def test_a_wait_opened_by_hand_is_checked(session_factory, session):
     # Mon 23 + 5 working days = Mon 30 November.
     assert chase_day(session_factory, at(date(2026, 11, 27))) == []
     assert chase_day(session_factory, at(date(2026, 11, 30))) == [wait_id]
+
+
+def test_a_closed_referral_is_not_chased(session_factory, session):
+    load(session_factory)
+    referral_id = escalate_and_end(session_factory)
+    open_for_meeting(session_factory, at(date(2026, 11, 12), 16))
+    with transaction(session_factory) as s:
+        s.get(Referral, referral_id).status = "closed"
+    with transaction(session_factory) as s:
+        assert waits_due_chase(s, now=at(date(2026, 11, 18))) == []
