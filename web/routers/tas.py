@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from agencies.models import Person, School
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import concerns
-from meetings.access import Principal, can_on_action, require
+from meetings.access import Principal, can_on_action, can_on_meeting, require
 from meetings.models import Action, ActionStatus, PupilOfConcern, Referral
 from web.deps import DbSession, SignedIn, now_of, render
 
@@ -68,11 +68,14 @@ def _index(
     schools = []
     for school in _schools(session, viewer):
         series = concerns.tas_series_for(session, school.id)
+        upcoming = concerns.next_tas_meeting(session, series, now=now) if series else None
         schools.append(
             {
                 "school": school,
                 "series": series,
-                "next": concerns.next_tas_meeting(session, series, now=now) if series else None,
+                "next": upcoming,
+                # The meeting page opens to the school once it is invited (the invitations sweep).
+                "next_link": upcoming is not None and can_on_meeting(session, viewer, "view", upcoming),
                 "concerns": concerns.list_concerns(session, school.id, include_closed=True),
                 "actions": _open_actions(session, viewer, school.id),
             }
