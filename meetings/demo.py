@@ -137,8 +137,8 @@ class DemoReport:
             return "nothing changed; the demo data was already loaded"
         return (
             f"directory: {self.directory}. Created {self.reasons_created} referral reasons, {self.terms_created} "
-            f"terms, {self.series_created} meeting series, {self.meetings_created} meetings and "
-            f"{self.referrals_created} referrals, and {self.concerns_created} pupils of concern"
+            f"terms, {self.series_created} meeting series, {self.meetings_created} meetings, "
+            f"{self.referrals_created} referrals and {self.concerns_created} pupils of concern"
         )
 
 
