@@ -253,9 +253,17 @@ class Simulation:
             self.log(moment, f"{name} starts: handed to its chair and minute-taker")
             self.at_meeting_start(meeting_id, name, moment)
             self.totals["meetings run"] += 1
+            with run_context() as ctx, transaction(ctx.session_factory) as session:
+                ended_at = session.scalar(select(Meeting.ended_at).where(Meeting.id == meeting_id))
+            if ended_at is not None and ended_at > self.clock:
+                # The rehearsal goes on from when the meeting ended; sweeps due meanwhile run then.
+                self.log(ended_at, f"{name} ended")
+                self.advance(ended_at)
 
     def run(self) -> Counter:
         for moment, _, flow, name in self.sweep_firings():
+            if moment < self.clock:
+                continue  # passed while a person ran a meeting; the next firing does its work
             self.mail_until(moment)
             self.advance(moment)
             if name == MEETING_STARTS:

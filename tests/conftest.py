@@ -29,7 +29,7 @@ from caseconf.schema import load_metadata
 from caseconf.settings import load_settings
 
 POSTGRES_URL = os.environ.get("CASECONF_TEST_DATABASE_URL")
-SEEDED_TABLES = frozenset({"referral_reason_option"})
+SEEDED_TABLES = frozenset({"referral_reason_option", "outcome_option"})
 
 
 def free_port() -> int:

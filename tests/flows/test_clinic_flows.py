@@ -154,7 +154,7 @@ def test_one_meeting_failing_does_not_hold_up_the_others_and_the_run_says_so(dem
         return real.step(session, meeting_id, now, ctx)
 
     monkeypatch.setitem(clinic.SWEEPS, "send-invitations", clinic.Sweep(real.name, real.due, step))
-    monkeypatch.setattr(clinic.sweep_meeting, "retries", 0)
+    monkeypatch.setattr(clinic.sweep_record, "retries", 0)
     with pytest.raises(clinic.SweepIncomplete, match=rf"meetings \[{broken}\] failed after retries; 3 others"):
         clinic.send_invitations(now=MONDAY)
     keys = _outbox_keys(session_factory)
