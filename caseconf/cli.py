@@ -465,12 +465,30 @@ def cmd_simulate(settings: Settings, args) -> int:
 
 
 def _pause_for_minuting(settings: Settings):
+    """While a person runs the meeting, the rehearsal's time moves on with the real time (so the room's
+    clock and the end time are right) and sign-in links are delivered at once."""
+
     def pause(meeting_id: int, name: str, at) -> None:
-        from caseconf.clock import london_text
+        import select
+        import time as wall
+        from datetime import timedelta
+
+        from caseconf.clock import london_text, write_rehearsal_time
+        from notifications.delivery import deliver_pending
 
         print(f"\n{name} starts at {london_text(at)}. Minute it in the browser (signed in as its chair or the")
-        print(f"coordinator): {settings.base_url}/meetings/{meeting_id}/room . The pages show this time meanwhile.")
-        input("Press Enter when the meeting has ended to go on with the rehearsal… ")
+        print(f"coordinator): {settings.base_url}/meetings/{meeting_id}/room . The pages show the rehearsal's time.")
+        print("Press Enter when the meeting has ended to go on with the rehearsal… ", end="", flush=True)
+        started = wall.monotonic()
+        factory = _factory(settings)
+        while True:
+            moment = at + timedelta(seconds=wall.monotonic() - started)
+            write_rehearsal_time(settings.rehearsal_clock_file, moment)
+            deliver_pending(factory, settings, now=lambda moment=moment: moment)
+            ready, _, _ = select.select([sys.stdin], [], [], 2.0)
+            if ready:
+                sys.stdin.readline()
+                return
 
     return pause
 
