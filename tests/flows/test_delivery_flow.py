@@ -89,6 +89,11 @@ def test_deployments_run_on_london_time():
         "circulate-papers": every_quarter,
         "send-invitations": every_quarter,
         "check-quorum": every_quarter,
+        "after-meetings": every_quarter,
+        "follow-up-actions": ("*/15 8-17 * * 1-5", "Europe/London"),  # working hours on weekdays
+        "chase-blockages": ("0 9 * * 1-5", "Europe/London"),
+        "flag-overdue-minutes": ("30 8 * * 1-5", "Europe/London"),
+        "finalise-minutes": ("0 8 * * *", "Europe/London"),
         "deliver-outbox": ("* * * * *", "Europe/London"),
         "read-inbox": ("* * * * *", "Europe/London"),
         "weekly-digest": ("0 7 * * 1", "Europe/London"),  # Monday morning, UK time, summer or winter
