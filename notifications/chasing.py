@@ -303,7 +303,10 @@ class Command:
     note: str
 
 
-DONE = re.compile(r"^done\b[\s.!:,-]*(.*)$", re.IGNORECASE)
+DONE = re.compile(r"^done\s*:\s*(.*)$", re.IGNORECASE)
+BARE_DONE = re.compile(r"^done\b(.*)$", re.IGNORECASE)
+# What may follow a bare "done" on its line: punctuation and courtesy, nothing that could qualify it.
+DONE_COURTESIES = frozenset({"thanks", "thank", "you", "many", "cheers", "ta", "regards", "kind", "best", "all"})
 UPDATE = re.compile(r"^update\s*:\s*(.*)$", re.IGNORECASE)
 CANNOT = re.compile(r"^(?:cannot|can ?not|can't|can’t)\s+do\s*:\s*(.*)$", re.IGNORECASE)
 
@@ -324,8 +327,9 @@ def _reply_lines(body: str) -> list[str]:
 
 
 def read_command(body: str) -> Command | None:
-    """The first meaningful line: "done", "update: ..." or "cannot do: ..."; the note runs to the first blank
-    line. None when the reply starts with anything else."""
+    """The first meaningful line: a bare "done" (punctuation and courtesy allowed: "Done.", "done, thanks"),
+    "done: ...", "update: ..." or "cannot do: ..."; the note runs to the first blank line. None when the reply
+    starts with anything else ("Done the form, still waiting..." is for a person)."""
     lines = _reply_lines(body)
     while lines and not lines[0]:
         lines.pop(0)
@@ -344,7 +348,17 @@ def read_command(body: str) -> Command | None:
             if kind != "done" and not note:
                 return None
             return Command(kind, note)
+    bare = BARE_DONE.match(first)
+    if bare and not paragraph and _only_courtesy(bare.group(1)):
+        return Command("done", "")
     return None
+
+
+def _only_courtesy(text: str) -> bool:
+    """True for what may follow a bare "done": punctuation and courtesy ("Done.", "done, thanks")."""
+    if re.search(r"[^\w\s.,!;:'’-]", text):
+        return False
+    return all(word in DONE_COURTESIES for word in re.findall(r"[a-z’']+", text.lower()))
 
 
 def _header(message: EmailMessage | None, name: str) -> str:
@@ -356,36 +370,69 @@ def _header(message: EmailMessage | None, name: str) -> str:
         return ""
 
 
-def find_action(session: Session, message: EmailMessage | None, subject: str, mail: MailContext) -> Action | None:
-    """The action a message answers: its reply address, its subject tag, or its thread."""
+@dataclass(frozen=True)
+class Found:
+    action: Action
+    by_token: bool  # True: the per-action token matched (reply address or HMAC subject tag); False: thread only
+
+
+def find_action(session: Session, message: EmailMessage | None, subject: str, mail: MailContext) -> Found | None:
+    """The action a message answers: its reply address or its subject tag (the per-action token), else its
+    thread. A thread is guessable (action ids are sequential), so a match by thread alone never applies a
+    command; it only says which action a message kept for a person is about."""
     addresses = " ".join(
         f"{address}" for _, address in getaddresses([_header(message, h) for h in ("To", "Cc", "Delivered-To")])
     )
     for token in ADDRESS_TOKEN.findall(addresses + " "):
         action = session.scalar(select(Action).where(Action.reply_token_hash == token_hash(token)))
         if action is not None:
-            return action
+            return Found(action, True)
     if mail.reply_secret:
         for action_id, tag in SUBJECT_TAG.findall(subject or ""):
             expected = reply_token(int(action_id), mail.reply_secret)[:TAG_LENGTH]
             if hmac.compare_digest(expected, tag.lower()):
                 action = session.get(Action, int(action_id))
                 if action is not None:
-                    return action
+                    return Found(action, True)
     threads = " ".join((_header(message, "In-Reply-To"), _header(message, "References")))
     for action_id, domain in THREAD.findall(threads):
         if domain.lower() == mail.mail_domain.lower():
             action = session.get(Action, int(action_id))
             if action is not None:
-                return action
+                return Found(action, False)
     # A reply to one of our emails names that email's own Message-ID: follow it to its thread.
     ids = MESSAGE_IDS.findall(threads)[:20]
     if ids:
         roots = session.scalars(select(OutboundMessage.in_reply_to).where(OutboundMessage.message_id.in_(ids))).all()
         for action_id, domain in THREAD.findall(" ".join(r for r in roots if r)):
             if domain.lower() == mail.mail_domain.lower():
-                return session.get(Action, int(action_id))
+                action = session.get(Action, int(action_id))
+                if action is not None:
+                    return Found(action, False)
     return None
+
+
+AUTH_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
+
+
+def failed_authentication(message: EmailMessage | None) -> bool:
+    """True when an Authentication-Results header says the sender is forged: dmarc=fail, or spf=fail with
+    every DKIM signature failing too. The From header is then not to be trusted."""
+    if message is None:
+        return False
+    try:
+        headers = [str(v) for v in (message.get_all("Authentication-Results") or [])]
+    except Exception:
+        return False
+    for header in headers:
+        results: dict[str, set[str]] = {}
+        for method, result in AUTH_RESULT.findall(header):
+            results.setdefault(method.lower(), set()).add(result.lower())
+        if "fail" in results.get("dmarc", set()):
+            return True
+        if "fail" in results.get("spf", set()) and results.get("dkim", set()) == {"fail"}:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -428,19 +475,38 @@ def handle_action_reply(
     *,
     now: datetime,
     mail: MailContext,
+    may_refuse: bool = True,
 ) -> bool:
     """Apply an email reply to the action it answers; False when the message is about no action (other
-    handling follows). Unknown senders are refused politely and kept for a person; replies with no command,
+    handling follows). Only a reply carrying the action's token (its reply address or subject tag) from a
+    sender who passed the mail checks may change it; one found by thread alone, or failing the checks, is
+    kept for a person. Unknown senders are refused politely (unless `may_refuse` is False: the sender's daily
+    cap of answers is reached) and kept for a person; replies with no command,
     or to an action no longer open, are kept for the coordinator. Nothing is dropped."""
-    action = find_action(session, message, inbound.subject or "", mail)
-    if action is None:
+    found = find_action(session, message, inbound.subject or "", mail)
+    if found is None:
         return False
+    action = found.action
     inbound.kind = InboundKind.action_reply
     ref = action_ref(action)
+    if failed_authentication(message):
+        inbound.status = InboundStatus.needs_human
+        inbound.note = (
+            f"Reply about {ref} failed the sender checks (SPF/DKIM/DMARC): kept for the team, nothing changed"
+        )
+        return True
+    if not found.by_token:
+        inbound.status = InboundStatus.needs_human
+        inbound.note = f"Reply about {ref} found by its thread only, without the action's token: kept for the team"
+        return True
     thread = inbound.message_id if inbound.message_id and len(inbound.message_id) < 250 else None
     replier = may_reply_for(session, action, inbound.sender or "")
     if replier is None:
         inbound.status = InboundStatus.needs_human
+        if not may_refuse:  # the sender's daily cap of answers is reached: kept, not answered
+            inbound.note = f"Reply about {ref} from someone who may not update it: nothing changed, not answered"
+            inbound.note += " (too many answers to this address today)"
+            return True
         inbound.note = f"Reply about {ref} from someone who may not update it: refused, nothing changed"
         queue_email(
             session,

@@ -34,6 +34,8 @@ THREAD = re.compile(r"<referral-(\d{1,9})@([^>\s]+)>")
 # Automatic replies announce themselves in several ways; any one is enough not to answer.
 AUTOMATIC_HEADERS = ("List-Id", "X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
 REPLIES_PER_SENDER_PER_DAY = 5
+# The answers that count towards a sender's daily cap: status answers and refusals, and refused action replies.
+ANSWER_KINDS = ("status_reply", "status_refusal", "action_reply_refused")
 
 
 def store_inbound(session: Session, *, raw: bytes, now: datetime) -> InboundMessage | None:
@@ -125,7 +127,7 @@ def _replies_today(session: Session, sender: str, now: datetime) -> int:
             .select_from(OutboundMessage)
             .where(
                 OutboundMessage.recipient == sender,
-                OutboundMessage.kind.in_(("status_reply", "status_refusal")),
+                OutboundMessage.kind.in_(ANSWER_KINDS),
                 OutboundMessage.created_at > now - timedelta(days=1),
             )
         )
@@ -215,7 +217,8 @@ def _handle(
         report.ignored += 1
         return
     # Replies to action emails ("done", "update: ...", "cannot do: ...") before status requests.
-    if handle_action_reply(session, inbound, message, _text_body(message), now=now, mail=mail):
+    may_refuse = _replies_today(session, inbound.sender, now) < REPLIES_PER_SENDER_PER_DAY
+    if handle_action_reply(session, inbound, message, _text_body(message), now=now, mail=mail, may_refuse=may_refuse):
         if inbound.status == InboundStatus.applied:
             report.action_replies += 1
         else:

@@ -72,22 +72,92 @@ def test_done_by_reply_closes_the_action_and_confirms(session_factory, session):
     assert [e.kind for e in session.get(Action, action_id).events].count("done") == 1
 
 
-def test_update_found_by_thread_alone_goes_to_the_right_action(session_factory, session):
+def test_a_reply_found_by_thread_alone_is_kept_for_a_person_naming_the_action(session_factory, session):
     load(session_factory)
     first_id, first = announced(session_factory, session)
     second_id, second = announced(session_factory, session, agency="CAMHS")
     # Sent to the plain mailbox with the subject tag removed: only the thread says which action it is.
+    # Threads are guessable (<action-{id}@domain>), so nothing changes: a person decides.
     raw = reply_to(
         second, "Update: first appointment offered for 5 January.\nFamily agreed.\n\n-- \nA Person, CAMHS", to=APP
     ).replace(b"[ACT-", b"[act ")
-    _, report = deliver(session_factory, raw)
+    inbound_id, report = deliver(session_factory, raw)
+    assert report.action_replies == 0 and report.for_a_person == 1
+    session.expire_all()
+    inbound = session.get(InboundMessage, inbound_id)
+    assert inbound.status == InboundStatus.needs_human and f"ACT-{second_id}" in inbound.note
+    updated, other = session.get(Action, second_id), session.get(Action, first_id)
+    assert updated.latest_update is None and updated.events[-1].kind == "assigned"
+    assert other.latest_update is None and other.events[-1].kind == "assigned"
+
+
+def test_a_forged_thread_from_a_spoofed_owner_changes_nothing(session_factory, session):
+    """Anyone can write In-Reply-To: <action-{id}@domain> and From: the owner; without the token it is kept."""
+    load(session_factory)
+    action_id, _ = announced(session_factory, session)
+    message = EmailMessage()
+    message["From"], message["To"] = f"A Person <{CAMHS_REP}>", APP
+    message["Subject"] = "Re: your action"
+    message["Message-ID"] = make_msgid(domain="elsewhere.example.com")
+    message["In-Reply-To"] = f"<action-{action_id}@kestrelford.example.org>"
+    message.set_content("done")
+    inbound_id, _ = deliver(session_factory, message.as_bytes())
+    session.expire_all()
+    assert session.get(Action, action_id).status == ActionStatus.open
+    inbound = session.get(InboundMessage, inbound_id)
+    assert inbound.status == InboundStatus.needs_human and f"ACT-{action_id}" in inbound.note
+
+
+def test_a_reply_failing_dmarc_is_kept_for_a_person(session_factory, session):
+    load(session_factory)
+    action_id, original = announced(session_factory, session)
+    failing = "mx.kestrelford.example.org; spf=pass smtp.mailfrom=example.com; dkim=none; dmarc=fail (p=none)"
+    inbound_id, report = deliver(session_factory, reply_to(original, "done", Authentication_Results=failing))
+    assert report.action_replies == 0 and report.for_a_person == 1
+    session.expire_all()
+    assert session.get(Action, action_id).status == ActionStatus.open
+    inbound = session.get(InboundMessage, inbound_id)
+    assert inbound.status == InboundStatus.needs_human and f"ACT-{action_id}" in inbound.note
+    assert not session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "action_reply_applied")).all()
+
+
+def test_a_reply_failing_spf_and_dkim_is_kept_but_one_passing_is_applied(session_factory, session):
+    load(session_factory)
+    action_id, original = announced(session_factory, session)
+    both = "mx.kestrelford.example.org; spf=fail smtp.mailfrom=nhs.example.org; dkim=fail header.d=nhs.example.org"
+    deliver(session_factory, reply_to(original, "done", Authentication_Results=both))
+    session.expire_all()
+    assert session.get(Action, action_id).status == ActionStatus.open
+    one = "mx.kestrelford.example.org; spf=fail smtp.mailfrom=nhs.example.org; dkim=pass header.d=nhs.example.org"
+    _, report = deliver(session_factory, reply_to(original, "done", Authentication_Results=one))
     assert report.action_replies == 1
     session.expire_all()
-    updated, other = session.get(Action, second_id), session.get(Action, first_id)
-    assert updated.status == ActionStatus.open
-    assert updated.latest_update == "first appointment offered for 5 January. Family agreed."
-    assert updated.events[-1].kind == "update" and updated.events[-1].step == 1
-    assert other.latest_update is None and other.events[-1].kind == "assigned"
+    assert session.get(Action, action_id).status == ActionStatus.done
+
+
+def test_only_a_bare_done_or_done_with_a_note_closes_the_action(session_factory, session):
+    load(session_factory)
+    action_id, original = announced(session_factory, session)
+    for body in ("Done the form, still waiting for the GP", "Done?\nNot sure yet", "done but not yet sent"):
+        inbound_id, report = deliver(session_factory, reply_to(original, body + QUOTE))
+        assert report.for_a_person == 1, body
+        session.expire_all()
+        assert session.get(Action, action_id).status == ActionStatus.open, body
+        assert session.get(InboundMessage, inbound_id).status == InboundStatus.needs_human
+    _, report = deliver(session_factory, reply_to(original, "done: form sent to the GP" + QUOTE))
+    assert report.action_replies == 1
+    session.expire_all()
+    action = session.get(Action, action_id)
+    assert action.status == ActionStatus.done and action.events[-1].note == "form sent to the GP"
+
+
+def test_courteous_bare_dones_are_read_as_done():
+    from notifications.chasing import read_command
+
+    for body in ("Done.", "done, thanks", "Done - thank you!", "DONE", "done: ", "Done, many thanks.\n\nJo"):
+        assert read_command(body) is not None and read_command(body).kind == "done", body
+    for body in ("Done the form", "done but waiting", "Done?\nstill waiting", "done (mostly)", "doneish"):
+        assert read_command(body) is None, body
 
 
 def test_cannot_do_stays_open_and_tells_the_coordinator(session_factory, session):
@@ -190,4 +260,24 @@ def test_the_owning_agencys_mailbox_may_reply_when_no_one_is_named(session_facto
     _, report = deliver(session_factory, reply_to(original, "done", sender="police@kestrelford.example.org"))
     assert report.for_a_person == 1
     session.expire_all()
+    assert session.get(Action, action_id).status == ActionStatus.open
+
+
+def test_refusals_of_action_replies_are_capped_per_sender_per_day(session_factory, session):
+    from notifications.inbox import REPLIES_PER_SENDER_PER_DAY
+
+    load(session_factory)
+    action_id, original = announced(session_factory, session)
+    stranger = "someone@elsewhere.example.com"
+    for _ in range(REPLIES_PER_SENDER_PER_DAY + 3):
+        deliver(session_factory, reply_to(original, "done", sender=stranger))
+    refusals = session.scalars(
+        select(OutboundMessage).where(
+            OutboundMessage.kind == "action_reply_refused", OutboundMessage.recipient == stranger
+        )
+    ).all()
+    assert len(refusals) == REPLIES_PER_SENDER_PER_DAY
+    kept = session.scalars(select(InboundMessage).where(InboundMessage.sender == stranger)).all()
+    assert len(kept) == REPLIES_PER_SENDER_PER_DAY + 3
+    assert all(m.status == InboundStatus.needs_human for m in kept)
     assert session.get(Action, action_id).status == ActionStatus.open
