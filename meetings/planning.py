@@ -334,17 +334,29 @@ def cancel_meeting(
         )
     carried = []
     if target is not None:
-        on_target = {item.referral_id: item for item in target.items if item.referral_id is not None}
+        # What an item is about: its referral, its pupil of concern (Team Around the School) or its action.
+        def about(item: AgendaItem) -> tuple[str, int | None]:
+            if item.referral_id is not None:
+                return ("referral", item.referral_id)
+            if item.concern_id is not None:
+                return ("concern", item.concern_id)
+            return ("action", item.action_id)
+
+        on_target: dict[tuple[str, int | None], AgendaItem] = {}
+        for item in target.items:
+            if item.status == AgendaItemStatus.listed or item.referral_id is not None:
+                on_target.setdefault(about(item), item)
         position = max((item.position for item in target.items), default=0)
         for item in listed:
             item.status = AgendaItemStatus.deferred
-            existing = on_target.get(item.referral_id) if item.referral_id is not None else None
+            existing = on_target.get(about(item))
             if existing is not None and existing.status == AgendaItemStatus.listed:
                 continue  # already on the next agenda
             position += 1
             # A referral once taken off the next agenda has a row there already (one row a meeting): reuse it.
             new_item = existing or AgendaItem(meeting_id=target.id, referral_id=item.referral_id)
             new_item.kind, new_item.action_id, new_item.position = item.kind, item.action_id, position
+            new_item.concern_id = item.concern_id
             new_item.slot_minutes, new_item.status = item.slot_minutes, AgendaItemStatus.listed
             new_item.carried_from_id, new_item.added_at = item.id, now
             new_item.agencies_needed = list(item.agencies_needed or [])

@@ -276,6 +276,32 @@ def test_a_pupil_taken_off_the_agenda_waits_for_the_next_freeze(session_factory,
     assert session.get(PupilOfConcern, concern_id).status == ConcernStatus.open
 
 
+def test_cancelling_a_frozen_tas_meeting_carries_its_pupils_of_concern(session_factory, session, demo):
+    freeze(session_factory, demo["extra"])
+    with transaction(session_factory) as s:
+        meeting = s.get(Meeting, demo["extra"])
+        concern_ids = sorted(i.concern_id for i in agenda.listed_items(meeting))
+        assert concern_ids
+        carried = planning.cancel_meeting(
+            s, meeting=meeting, reason="School closed: snow", now=meeting.cutoff_at + timedelta(hours=2), actor_id=None
+        )
+        assert sorted(i.concern_id for i in carried) == concern_ids
+    session.expire_all()
+    following = session.scalar(
+        select(Meeting).where(Meeting.series_id == demo["series"], Meeting.meeting_date == date(2027, 1, 13))
+    )
+    listed = agenda.listed_items(following)
+    assert sorted(i.concern_id for i in listed) == concern_ids
+    assert all(i.kind == AgendaItemKind.pupil_of_concern and i.carried_from_id for i in listed)
+    assert session.get(Meeting, demo["extra"]).status == MeetingStatus.cancelled
+    assert {session.get(PupilOfConcern, c).status for c in concern_ids} == {ConcernStatus.listed}
+    # The next meeting's freeze does not list them a second time.
+    frozen_next = freeze(session_factory, following.id)
+    assert frozen_next.concerns_added == []
+    session.expire_all()
+    assert sorted(i.concern_id for i in agenda.listed_items(session.get(Meeting, following.id))) == concern_ids
+
+
 def test_a_hot_clinic_freeze_lists_no_pupils_of_concern(session_factory, session, demo):
     with session_factory() as s:
         clinic = s.scalar(
