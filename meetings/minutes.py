@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Agency, Person, Role
 from caseconf import audit
-from caseconf.clock import london_text, london_today
+from caseconf.clock import london, london_text, london_today
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from meetings import agenda, papers
 from meetings.access import Principal, can_on_meeting, invitation_for
@@ -49,6 +49,8 @@ from meetings.models import (
     MinutesStatus,
     OutcomeOption,
     PupilOfConcern,
+    ReferralStatus,
+    ReferralStatusChange,
     Visibility,
 )
 from meetings.working_days import add_working_days
@@ -227,7 +229,47 @@ def minute_of(session: Session, meeting: Meeting, *, for_update: bool = False) -
 
 def minuted_items(meeting: Meeting) -> list[AgendaItem]:
     """Items the meeting had before it (not taken off or moved on), in agenda order."""
-    return [i for i in meeting.items if i.status in (AgendaItemStatus.listed, AgendaItemStatus.discussed)]
+    kept = [i for i in meeting.items if i.status in (AgendaItemStatus.listed, AgendaItemStatus.discussed)]
+    return sorted(kept, key=lambda i: (i.position, i.id))
+
+
+def held_slots(meeting: Meeting) -> list[agenda.Slot]:
+    """The agenda as it was at a meeting that has met: the items it had, one after another from the start."""
+    start = london(meeting.starts_at)
+    result = []
+    for item in minuted_items(meeting):
+        end = london(start + timedelta(minutes=item.slot_minutes))
+        result.append(agenda.Slot(item, start, end))
+        start = end
+    return result
+
+
+def decision_labels(session: Session, meeting: Meeting) -> dict[int, str]:
+    """Each decided item's outcome label, by agenda item id."""
+    decisions = session.scalars(
+        select(Decision)
+        .join(AgendaItem, AgendaItem.id == Decision.agenda_item_id)
+        .where(AgendaItem.meeting_id == meeting.id)
+    )
+    return {d.agenda_item_id: decision_label(session, d) for d in decisions}
+
+
+def listed_as(session: Session, item: AgendaItem) -> str:
+    """new, review or carried forward, as the item came onto this meeting's agenda: from the referral's
+    status before the meeting started, not its status now (a decision at this meeting may have put it
+    into review since)."""
+    if item.carried_from_id is not None or item.kind != AgendaItemKind.referral or item.referral_id is None:
+        return agenda.item_label(item)
+    before = item.added_at or item.meeting.starts_at
+    status = session.scalar(
+        select(ReferralStatusChange.to_status)
+        .where(ReferralStatusChange.referral_id == item.referral_id, ReferralStatusChange.changed_at < before)
+        .order_by(ReferralStatusChange.changed_at.desc(), ReferralStatusChange.id.desc())
+        .limit(1)
+    )
+    if status is None:
+        return agenda.item_label(item)
+    return "review" if status == ReferralStatus.review else "new"
 
 
 def _action_row(action: Action, agencies: dict[int, Agency]) -> ActionRow:
@@ -292,7 +334,7 @@ def build(session: Session, meeting: Meeting, reader: Reader) -> Minutes:
                 number=len(items) + 1,
                 reference=referral.reference if referral else _concern_label(session, item),
                 school=referral.school.name if referral else "",
-                label=agenda.item_label(item),
+                label=listed_as(session, item),
                 notes=item.notes or "",
                 contributions=[
                     ContributionRow(
@@ -409,6 +451,28 @@ def store_pdfs(
         documents=[d.id for d in stored.values()],
     )
     return stored
+
+
+def ensure_pdfs(session: Session, meeting: Meeting, *, now: datetime, storage_dir: Path) -> bool:
+    """Circulated or final minutes with no PDF stored for their version (minutes recorded without going
+    through circulate, such as the demo's): build and store them now. True when they were built."""
+    minute = minute_of(session, meeting, for_update=True)
+    if minute is None or minute.status not in (MinutesStatus.circulated, MinutesStatus.final):
+        return False
+    session.refresh(minute)
+    stored = session.scalar(
+        select(Document.id)
+        .where(
+            Document.kind == DocumentKind.minutes,
+            Document.meeting_id == meeting.id,
+            Document.papers_version == minute.version,
+        )
+        .limit(1)
+    )
+    if stored is not None:
+        return False
+    store_pdfs(session, meeting, minute, now=now, storage_dir=storage_dir)
+    return True
 
 
 def current_pdf(session: Session, meeting: Meeting, *, agency_id: int | None) -> Document | None:

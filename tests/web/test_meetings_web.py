@@ -77,7 +77,9 @@ def test_coordinator_sees_upcoming_meetings_and_the_agenda_with_slots(client, se
     assert page.status_code == 200
     assert f'href="/meetings/{demo}"' in page.text
     assert "Thursday 3 December 2026, 1:30pm" in page.text and "1 of 8" in page.text
-    assert "Thursday 12 November" not in page.text  # past meetings are not listed
+    upcoming, recent = page.text.split('id="recent"')
+    assert "Thursday 12 November" not in upcoming  # past meetings are listed apart, with their minutes
+    assert "Thursday 12 November 2026, 1:30pm" in recent
 
     detail = client.get(f"/meetings/{demo}")
     assert detail.status_code == 200
@@ -212,3 +214,22 @@ def test_an_agenda_that_can_no_longer_change_says_so(client, session_factory, se
         f"/meetings/{demo}/items/{item.id}/move", data={"direction": "down", "csrf_token": csrf_from(page.text)}
     )
     assert response.status_code == 409 and "can no longer be changed" in response.text
+
+
+def test_a_held_meeting_shows_the_agenda_it_had_with_each_decision(client, session_factory, session, demo):
+    """The 12 November clinic discussed one referral: its page and the list count it, with the decision."""
+    held = load_demo_series(session_factory, DEMO_MONDAY)[1][date(2026, 11, 12)]
+    [item] = session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == held)).all()
+    sign_in(client, session_factory, COORDINATOR)
+
+    page = client.get(f"/meetings/{held}")
+    assert page.status_code == 200
+    assert "Nothing is on the agenda yet" not in page.text and "0 of 8" not in page.text
+    assert "The agenda as it was at the meeting: 1 item." in page.text
+    assert item.referral.reference in page.text and "13:30 to 13:45" in page.text
+    assert "Support agreed" in page.text and ">New<" in page.text.replace("\n", "").replace(" ", "")
+
+    recent = client.get("/meetings").text.split('id="recent"')[1]
+    row = recent[recent.index(f'href="/meetings/{held}"') :].split("</tr>")[0]
+    assert '<td class="govuk-table__cell">1</td>' in row
+    assert f'href="/meetings/{held}/minutes">Circulated: open for corrections</a>' in row

@@ -201,3 +201,77 @@ def test_the_series_form_takes_the_follow_through_timings_as_whole_numbers_in_ra
         series = s.get(MeetingSeries, series_id)
         assert (series.outcome_due_working_days, series.minutes_due_working_days) == (2, 7)
         assert (series.corrections_working_days, series.blockage_working_days) == (15, 4)
+
+
+def demo_held_clinic(session_factory) -> int:
+    """The demo's 12 November clinic, its minutes circulated by the demo itself (no PDF stored)."""
+    from datetime import date
+
+    from tests.factories import DEMO_MONDAY, load_demo_series
+
+    return load_demo_series(session_factory, DEMO_MONDAY)[1][date(2026, 11, 12)]
+
+
+def test_circulated_minutes_with_no_stored_pdf_get_one_on_first_download(client, session_factory, clock):
+    from meetings.models import Document
+
+    meeting_id = demo_held_clinic(session_factory)
+    clock.at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    sign_in(client, session_factory, COORDINATOR)
+    page = client.get(f"/meetings/{meeting_id}/minutes")
+    assert f'href="/meetings/{meeting_id}/minutes.pdf"' in page.text
+
+    first = client.get(f"/meetings/{meeting_id}/minutes.pdf")
+    assert first.status_code == 200 and first.headers["content-type"] == "application/pdf"
+    assert "minutes-2026-11-12-v1.pdf" in first.headers["content-disposition"]
+    assert "Minutes" in "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(first.content)).pages)
+    with session_factory() as session:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(Document)
+            .where(Document.meeting_id == meeting_id, Document.kind == "minutes")
+        )
+        built = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "minutes.pdfs_stored", AuditEvent.record_id == meeting_id)
+        ).all()
+    assert stored >= 2 and len(built) == 1  # the full minutes and the agencies' ones, built once
+
+    assert client.get(f"/meetings/{meeting_id}/minutes.pdf").status_code == 200
+    sign_in(client, session_factory, "police.rep@kestrelford.example.org")  # invited to the held clinic
+    police = client.get(f"/meetings/{meeting_id}/minutes.pdf")
+    assert police.status_code == 200 and "-police.pdf" in police.headers["content-disposition"]
+    with session_factory() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Document)
+                .where(Document.meeting_id == meeting_id, Document.kind == "minutes")
+            )
+            == stored
+        )
+
+
+def test_the_minutes_say_how_an_item_came_onto_the_agenda_not_the_referral_status_now(client, session_factory, clock):
+    from meetings.models import AgendaItem, ReferralStatusChange
+
+    meeting_id = demo_held_clinic(session_factory)
+    with transaction(session_factory) as session:
+        [item] = session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == meeting_id)).all()
+        referral = item.referral
+        reference = referral.reference
+        at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # after the meeting: the decision put it into review
+        session.add(
+            ReferralStatusChange(
+                referral_id=referral.id, from_status=referral.status, to_status="review", changed_at=at
+            )
+        )
+        referral.status = "review"
+    clock.at = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    sign_in(client, session_factory, COORDINATOR)
+    page = client.get(f"/meetings/{meeting_id}/minutes").text
+    heading = page[page.index(reference) :].split("</h2>")[0]
+    assert '<span class="govuk-caption-m">New</span>' in heading
+    assert "Review" not in heading
+    meeting_page = client.get(f"/meetings/{meeting_id}").text
+    row = meeting_page[meeting_page.index(reference) :].split("</tr>")[0]
+    assert ">New<" in row and ">Review<" not in row

@@ -4,6 +4,7 @@ edits, and the papers pack download."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from caseconf import audit
 from caseconf.errors import Conflict, Invalid
-from meetings import agenda, papers
+from meetings import agenda, minutes, papers
 from meetings.access import (
     Principal,
     access_meeting,
@@ -23,7 +24,7 @@ from meetings.access import (
     require,
 )
 from meetings.documents import document_path
-from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Referral
+from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Minute, Referral
 from notifications.papers_mail import queue_item_moved
 from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render, settings_of
 from web.routers.contributions import meeting_page_extras
@@ -47,26 +48,52 @@ DONE = {
     "removed": "The item has been taken off the agenda.",
     "deferred": "The item has been moved to the next meeting.",
 }
+RECENT = timedelta(weeks=8)  # past meetings listed with their minutes
+# Items a meeting had: those still listed and, once it has met, those discussed.
+ON_THE_AGENDA = (AgendaItemStatus.listed, AgendaItemStatus.discussed)
 
 
 @router.get("")
 def upcoming(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    """Meetings to come, then the recent past ones (last RECENT) with where their minutes are."""
     require(viewer, "invitations.view")
     now = now_of(request)
-    listed = (
+    counted = (
         select(AgendaItem.meeting_id, func.count().label("n"))
-        .where(AgendaItem.status == AgendaItemStatus.listed)
+        .where(AgendaItem.status.in_(ON_THE_AGENDA))
         .group_by(AgendaItem.meeting_id)
         .subquery()
     )
     rows = session.execute(
-        select(Meeting, func.coalesce(listed.c.n, 0))
-        .outerjoin(listed, listed.c.meeting_id == Meeting.id)
-        .where(Meeting.ends_at > now)
+        select(Meeting, func.coalesce(counted.c.n, 0))
+        .outerjoin(counted, counted.c.meeting_id == Meeting.id)
+        .where(Meeting.ends_at > now - RECENT)
         .order_by(Meeting.starts_at, Meeting.id)
     ).all()
     visible = [(m, n) for m, n in rows if can_on_meeting(session, viewer, "view", m)]
-    return render(request, "meetings/index.html", meetings=visible, labels=STATUS_LABELS)
+    coming = [(m, n) for m, n in visible if m.ends_at > now]
+    past = [(m, n) for m, n in reversed(visible) if m.ends_at <= now]
+    written = {
+        minute.meeting_id: minute
+        for minute in session.scalars(select(Minute).where(Minute.meeting_id.in_([m.id for m, _ in past])))
+    }
+    return render(
+        request,
+        "meetings/index.html",
+        meetings=coming,
+        past=[(m, n, _minutes_words(m, written.get(m.id))) for m, n in past],
+        readable={m.id for m, _ in past if minutes.may_read(session, viewer, m, written.get(m.id))},
+        recent_weeks=RECENT.days // 7,
+        labels=STATUS_LABELS,
+    )
+
+
+def _minutes_words(meeting: Meeting, minute: Minute | None) -> str:
+    if meeting.status == MeetingStatus.cancelled:
+        return "Cancelled"
+    if minute is None:
+        return "To be written" if minutes.has_met(meeting) else "Not recorded as held"
+    return minutes.MINUTES_STATUS_WORDS.get(minute.status, minute.status)
 
 
 def _meeting_page(
@@ -83,7 +110,8 @@ def _meeting_page(
     now = now_of(request)
     coordinate = can_on_meeting(session, viewer, "coordinate", meeting)
     editable = coordinate and meeting.status in agenda.EDITABLE and meeting.starts_at > now
-    slots = agenda.slots(meeting)
+    met = minutes.has_met(meeting)
+    slots = minutes.held_slots(meeting) if met else agenda.slots(meeting)
     return render(
         request,
         "meetings/meeting.html",
@@ -92,7 +120,9 @@ def _meeting_page(
         series=meeting.series,
         slots=slots,
         held={item.id for item in papers.held_items(meeting)} if coordinate else set(),
-        label=agenda.item_label,
+        label=(lambda item: minutes.listed_as(session, item)) if met else agenda.item_label,
+        met=met,
+        decisions=minutes.decision_labels(session, meeting) if met else {},
         labels=STATUS_LABELS,
         editable=editable,
         addable=agenda.addable_referrals(session, meeting, now=now) if editable else [],

@@ -195,6 +195,7 @@ def minutes_pdf(request: Request, session: DbSession, viewer: SignedIn, meeting_
             _audit_read(session, request, viewer, meeting, "minutes.downloaded", version=minute.version, draft=True)
             name = f"draft-{minutes.pdf_filename(meeting, minute, None)}"
             return Response(data, media_type="application/pdf", headers=headers | _disposition(name))
+        minutes.ensure_pdfs(session, meeting, now=now_of(request), storage_dir=settings_of(request).documents_dir)
         agency_id = None if reader.full else (reader.agency.id if reader.agency else -1)
         document = minutes.current_pdf(session, meeting, agency_id=agency_id) if agency_id != -1 else None
         if document is None:
