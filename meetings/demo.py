@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from agencies.directory import ImportReport, import_directory
 from agencies.models import Agency, Person, Role, RoleGrant, School
 from caseconf import audit
-from caseconf.clock import LONDON
+from caseconf.clock import LONDON, london_today
 from meetings.demo_pupils import (
     CHAIRS,
     HELD_ON,
@@ -34,6 +34,7 @@ from meetings.demo_pupils import (
     Persona,
     london_time,
 )
+from meetings.invitations import invitees
 from meetings.models import (
     Action,
     ActionEvent,
@@ -42,9 +43,11 @@ from meetings.models import (
     AgendaItem,
     AgendaItemKind,
     AgendaItemStatus,
+    Attendance,
     Child,
     ConcernStatus,
     Decision,
+    Invitation,
     Meeting,
     MeetingKind,
     MeetingSeries,
@@ -58,6 +61,7 @@ from meetings.models import (
     ReferralReasonOption,
     ReferralStatus,
     ReferralStatusChange,
+    Rsvp,
     SeriesMember,
     Term,
 )
@@ -118,6 +122,7 @@ class DemoReport:
     referrals_created: int = 0
     concerns_created: int = 0
     decisions_labelled: int = 0
+    held_completed: int = 0  # held clinics given attendance, the confidentiality statement or final minutes
 
     @property
     def changed(self) -> bool:
@@ -129,6 +134,7 @@ class DemoReport:
             self.referrals_created,
             self.concerns_created,
             self.decisions_labelled,
+            self.held_completed,
         )
         return self.directory.changed or any(created)
 
@@ -159,6 +165,7 @@ def load_demo(session: Session, *, now: datetime, team_around_school: bool = Fal
         report.meetings_created += _ensure_tas_meetings(session, tas, terms)
         report.concerns_created = _ensure_concerns(session, tas, people)
     report.decisions_labelled = _label_decisions(session, series)
+    report.held_completed = _complete_held(session, series, meetings, now=now)
     if report.changed:
         audit.record(
             session,
@@ -173,6 +180,7 @@ def load_demo(session: Session, *, now: datetime, team_around_school: bool = Fal
             referrals_created=report.referrals_created,
             concerns_created=report.concerns_created,
             decisions_labelled=report.decisions_labelled,
+            held_completed=report.held_completed,
         )
     return report
 
@@ -327,6 +335,48 @@ def _hold(session: Session, meeting: Meeting, coordinator: Person) -> None:
             corrections_until=day + timedelta(days=18),
         )
     )
+
+
+def _complete_held(session: Session, series: MeetingSeries, meetings: dict[date, Meeting], *, now: datetime) -> int:
+    """Make each held clinic agree with its minutes' summary, once (a clinic with invitations is done):
+    everyone invited came (accepted and present) and the confidentiality statement was read; minutes whose
+    corrections window had passed by `now` are final, as the finalising sweep would have made them (a later
+    load leaves that to the sweep). Also completes a demo loaded before this."""
+    completed = 0
+    for day in HELD_ON:
+        meeting = meetings.get(day)
+        if meeting is None or meeting.series_id != series.id:
+            continue
+        if session.scalar(select(Invitation.id).where(Invitation.meeting_id == meeting.id).limit(1)):
+            continue
+        for invitee in invitees(session, meeting):
+            session.add(
+                Invitation(
+                    meeting_id=meeting.id,
+                    person_id=invitee.person.id,
+                    agency_id=invitee.agency.id if invitee.agency else None,
+                    role=invitee.role,
+                    rsvp=Rsvp.accepted,
+                    rsvp_at=meeting.papers_sent_at,
+                    rsvp_source="portal",
+                    sequence_sent=meeting.sequence,
+                    attendance=Attendance.present,
+                )
+            )
+        meeting.confidentiality_read = True
+        minute = session.scalar(select(Minute).where(Minute.meeting_id == meeting.id))
+        if (
+            minute is not None
+            and minute.status == MinutesStatus.circulated
+            and minute.corrections_until is not None
+            and minute.corrections_until < london_today(now)
+        ):
+            closed = minute.corrections_until + timedelta(days=1)
+            minute.status = MinutesStatus.final
+            minute.finalised_at = min(now, london_time(closed.year, closed.month, closed.day, 2))
+        completed += 1
+    session.flush()
+    return completed
 
 
 def _ensure_referrals(

@@ -205,3 +205,34 @@ def test_no_real_name_from_the_seeds_appears_anywhere(demo, session_factory):
                         assert value.endswith(".example.org"), value
     assert texts > 500  # the scan did read the demo's text
     assert found == []
+
+
+def test_held_clinics_agree_with_their_minutes_and_old_minutes_are_final(session_factory):
+    """The summary says quorate and the statement read: attendance and the statement are recorded; minutes
+    whose corrections window had passed when the demo was loaded are final, the others still open."""
+    from datetime import UTC, date, datetime
+
+    from meetings.models import Invitation, Meeting, MeetingSeries, Minute
+
+    loaded_at = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    with transaction(session_factory) as session:
+        load_demo(session, now=loaded_at)
+    with session_factory() as session:
+        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == SERIES_NAME))
+        held = {
+            m.meeting_date: m
+            for m in session.scalars(select(Meeting).where(Meeting.series_id == series.id))
+            if m.meeting_date in (date(2026, 9, 24), date(2026, 11, 12))
+        }
+        for meeting in held.values():
+            invitations = session.scalars(select(Invitation).where(Invitation.meeting_id == meeting.id)).all()
+            agencies = {i.agency.code for i in invitations if i.agency}
+            assert {"SAFEGUARDING", "MASH", "CAMHS", "EARLY_HELP", "POLICE", "HEALTH"} <= agencies
+            assert {i.attendance for i in invitations} == {"present"} and {i.rsvp for i in invitations} == {"accepted"}
+            assert meeting.chair_id in {i.person_id for i in invitations}
+            assert meeting.confidentiality_read
+        september = session.scalar(select(Minute).where(Minute.meeting_id == held[date(2026, 9, 24)].id))
+        assert september.status == "final" and september.finalised_at is not None
+        assert september.finalised_at.astimezone(LONDON).date() == date(2026, 10, 13)
+        november = session.scalar(select(Minute).where(Minute.meeting_id == held[date(2026, 11, 12)].id))
+        assert november.status == "circulated" and november.finalised_at is None
