@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agencies.models import Agency, Person, Role, RoleGrant, School
+from agencies.models import Agency, Person, Role, RoleGrant, School, SharingGroup
 from caseconf import audit
 from caseconf.clock import london, london_text, london_today
 from caseconf.errors import Conflict, Invalid, NotFound
@@ -47,7 +47,9 @@ from meetings.models import (
     Referral,
     ReferralStatus,
     Rsvp,
+    Visibility,
 )
+from meetings.papers import COMMUNITY_SAFETY_GROUPS, HEALTH_GROUPS
 from meetings.referrals import _record_change
 from meetings.working_days import is_working_day
 
@@ -90,6 +92,22 @@ def _check_running(meeting: Meeting) -> None:
         raise Conflict("Open the meeting room first")
     if not is_running(meeting):
         raise Conflict("The meeting has ended")
+
+
+LOCKED_AFTER_THE_END = (
+    "The meeting has ended: its decisions and actions have gone to the school and to the owners, so they "
+    "can no longer be changed here. Change an action from the action tracker; only notes and the summary "
+    "can still be tidied"
+)
+
+
+def _check_deciding(meeting: Meeting) -> None:
+    """Decisions and actions are made while the meeting runs; once it has ended they are on their way to the
+    school and the owners, so they are locked (a change here would never reach the referral or the school)."""
+    if meeting.started_at is None:
+        raise Conflict("Open the meeting room first")
+    if not is_running(meeting):
+        raise Conflict(LOCKED_AFTER_THE_END)
 
 
 def _check_editable(meeting: Meeting) -> None:
@@ -173,7 +191,8 @@ class RoomItem:
     actions: list[Action]
     review_action: Action | None = None
     concern: PupilOfConcern | None = None
-    settled: bool = False  # decided, or (an action review) reviewed at this meeting
+    settled: bool = False  # decided, or (an action review) reviewed at this meeting or closed before it
+    reviewed_here: bool = False  # an action review recorded at this meeting
 
     @property
     def over_time(self) -> bool:
@@ -212,6 +231,12 @@ class RoomState:
     running: bool
     editable: bool
     unsettled: list[RoomItem] = field(default_factory=list)
+    minute: Minute | None = None  # created when the meeting ends
+
+    @property
+    def deciding(self) -> bool:
+        """Decisions and actions can be made or changed: only while the meeting runs."""
+        return self.running
 
 
 def _minutes(start: datetime | None, end: datetime | None, now: datetime) -> int:
@@ -274,8 +299,9 @@ def room_state(session: Session, meeting: Meeting, *, now: datetime) -> RoomStat
         )
         if item.kind == AgendaItemKind.action_review and item.action_id is not None:
             row.review_action = session.get(Action, item.action_id)
+            row.reviewed_here = row.review_action is not None and _reviewed_here(row.review_action, meeting)
             row.settled = row.review_action is not None and (
-                row.review_action.status != ActionStatus.open or _reviewed_here(row.review_action, meeting)
+                row.review_action.status != ActionStatus.open or row.reviewed_here
             )
         else:
             row.settled = row.decision is not None
@@ -307,6 +333,7 @@ def room_state(session: Session, meeting: Meeting, *, now: datetime) -> RoomStat
         running=is_running(meeting),
         editable=is_editable(meeting),
         unsettled=[r for r in rows if r.item.status == AgendaItemStatus.listed and not r.settled],
+        minute=session.scalar(select(Minute).where(Minute.meeting_id == meeting.id)),
     )
 
 
@@ -491,6 +518,20 @@ def defer_item(session: Session, meeting: Meeting, item_id: int, *, now: datetim
 # ---- autosaved texts ---------------------------------------------------------------------------------
 
 
+def _save_own_text(row, field: str, version_field: str, *, text: str, base_version: int, base_text: str | None):
+    """save_text, with the text the page last saw (`base_text`) checked as well as the version. Several texts
+    can share one version (a decision's rationale and dissent): a save of one must not be refused because
+    the other moved on, and must never overwrite a text someone else changed since the page saw it."""
+    stored = getattr(row, field) or ""
+    version = getattr(row, version_field) or 0
+    if base_text is not None and text != stored:
+        base_text = _text(base_text)
+        if stored != base_text:
+            raise EditConflict(field=field, theirs=stored, yours=text, version=version)
+        base_version = version  # this text is as the page saw it: only another text in its group moved on
+    return save_text(row, field, version_field, text=text, base_version=base_version)
+
+
 def save_item_notes(
     session: Session, meeting: Meeting, item_id: int, *, text: str, base_version: int, now: datetime, actor_id: int
 ) -> Saved:
@@ -510,6 +551,42 @@ def save_item_notes(
     return saved
 
 
+VISIBILITY_LABELS = {
+    Visibility.all_invitees: "Everyone invited",
+    Visibility.chair_only: "The chair only",
+    Visibility.named_agencies: "Only the agencies named",
+}
+
+
+def default_sharing(session: Session, agency: Agency) -> tuple[str, list[str]]:
+    """Who may see what an agency said in the room, until someone chooses: health information only the
+    agencies that may read the health sections, police information only those that may read the community
+    safety sections (meetings.papers); everyone invited for the rest."""
+    groups = {SharingGroup.health: HEALTH_GROUPS, SharingGroup.police: COMMUNITY_SAFETY_GROUPS}.get(
+        agency.sharing_group
+    )
+    if groups is None:
+        return Visibility.all_invitees.value, []
+    codes = session.scalars(
+        select(Agency.code).where(Agency.active.is_(True), Agency.sharing_group.in_(sorted(groups)))
+    ).all()
+    return Visibility.named_agencies.value, sorted({agency.code, *codes})
+
+
+def _sharing(session: Session, visibility: str, codes: list[str] | None) -> tuple[str, list[str]]:
+    if visibility not in {v.value for v in Visibility}:
+        raise Invalid({"visibility": "Choose who may see what the agency said"})
+    if visibility != Visibility.named_agencies:
+        return visibility, []
+    known = set(session.scalars(select(Agency.code).where(Agency.active.is_(True))))
+    chosen = sorted({c.strip().upper() for c in codes or [] if c and c.strip()})
+    if not chosen:
+        raise Invalid({"visible_to_agencies": "Choose at least one agency that may see what the agency said"})
+    if unknown := [c for c in chosen if c not in known]:
+        raise Invalid({"visible_to_agencies": f"Unknown agency: {', '.join(unknown)}"})
+    return visibility, chosen
+
+
 def save_contribution(
     session: Session,
     meeting: Meeting,
@@ -518,15 +595,22 @@ def save_contribution(
     *,
     text: str,
     base_version: int,
+    base_text: str | None = None,
+    visibility: str | None = None,
+    visible_to_agencies: list[str] | None = None,
     now: datetime,
     actor_id: int,
 ) -> Saved:
-    """The agency's contribution as heard in the meeting (version 0: there was none yet)."""
+    """The agency's contribution as heard in the meeting (version 0: there was none yet). Who may see it:
+    `visibility` (and the agency codes for named agencies) when the page chose, else as it was; a new one
+    starts from the agency's sharing group (default_sharing)."""
     _check_editable(meeting)
     item = _item(meeting, item_id)
     invited = {i.agency_id for i in live_invitations(session, meeting)}
     if agency_id not in invited:
         raise NotFound(f"agency {agency_id} is not invited to meeting {meeting.id}")
+    agency = session.get(Agency, agency_id)
+    sharing = _sharing(session, visibility, visible_to_agencies) if visibility else None
     row = session.scalar(
         select(Contribution)
         .where(Contribution.agenda_item_id == item.id, Contribution.agency_id == agency_id)
@@ -538,11 +622,29 @@ def save_contribution(
             raise EditConflict(field="body", theirs="", yours=text, version=0)
         if not text:
             return Saved("body", 0, changed=False)
+        default, codes = sharing or default_sharing(session, agency)
         row = Contribution(
-            agenda_item_id=item.id, agency_id=agency_id, author_id=actor_id, body="", created_at=now, version=0
+            agenda_item_id=item.id,
+            agency_id=agency_id,
+            author_id=actor_id,
+            body="",
+            created_at=now,
+            version=0,
+            visibility=default,
+            visible_to_agencies=codes,
         )
         session.add(row)
-    saved = save_text(row, "body", "version", text=text, base_version=base_version)
+        sharing = None  # set above
+    before = row.version or 0
+    saved = _save_own_text(row, "body", "version", text=text, base_version=base_version, base_text=base_text)
+    sharing_changed = sharing is not None and (row.visibility, list(row.visible_to_agencies or [])) != sharing
+    if sharing_changed:
+        if not saved.changed and base_version != before and (base_text is None or row.body != _text(base_text)):
+            raise EditConflict(field="body", theirs=row.body or "", yours=text, version=before)
+        row.visibility, row.visible_to_agencies = sharing[0], list(sharing[1])
+        if not saved.changed:
+            row.version = before + 1
+            saved = Saved("body", row.version, changed=True)
     if saved.changed:
         row.updated_at = now
         session.flush()
@@ -555,6 +657,34 @@ def save_contribution(
             record_id=row.id,
             agenda_item_id=item.id,
             agency_id=agency_id,
+            version=saved.version,
+            visibility=row.visibility,
+            visible_to_agencies=list(row.visible_to_agencies or []),
+        )
+    return saved
+
+
+def save_summary(
+    session: Session, meeting: Meeting, *, text: str, base_version: int, now: datetime, actor_id: int
+) -> Saved:
+    """The minutes' summary, written once the meeting has ended and while the minutes are in draft (ending
+    the meeting creates the minutes; nothing is created before)."""
+    _check_editable(meeting)
+    minute = session.scalar(select(Minute).where(Minute.meeting_id == meeting.id).with_for_update())
+    if minute is None or meeting.ended_at is None:
+        raise Conflict("The summary is written once the meeting has ended")
+    if minute.status != MinutesStatus.draft:
+        raise Conflict("The minutes have been approved: they can no longer be changed here")
+    saved = save_text(minute, "summary", "version", text=_text(text), base_version=base_version)
+    if saved.changed:
+        _audit(
+            session,
+            now=now,
+            action="minute.summary_saved",
+            actor_id=actor_id,
+            record_type="minute",
+            record_id=minute.id,
+            meeting_id=meeting.id,
             version=saved.version,
         )
     return saved
@@ -571,11 +701,13 @@ def save_decision_text(
     *,
     text: str,
     base_version: int,
+    base_text: str | None = None,
     now: datetime,
     actor_id: int,
 ) -> Saved:
-    """Autosave the rationale or the dissent of a decision already recorded."""
-    _check_editable(meeting)
+    """Autosave the rationale or the dissent of a decision already recorded. The two share the decision's
+    version: `base_text`, the text of this field the page last saw, keeps each save to its own text."""
+    _check_deciding(meeting)
     item = _item(meeting, item_id)
     if field_name not in DECISION_TEXTS:
         raise NotFound(f"decision field {field_name}")
@@ -585,7 +717,7 @@ def save_decision_text(
     text = _text(text)
     if field_name == "rationale" and not text.strip():
         raise Invalid({"rationale": "Enter the reasons for the decision"})
-    saved = save_text(decision, field_name, "version", text=text, base_version=base_version)
+    saved = _save_own_text(decision, field_name, "version", text=text, base_version=base_version, base_text=base_text)
     if saved.changed:
         _audit(
             session,
@@ -612,6 +744,20 @@ def _parse_date(value: str | date | None) -> date | None:
         return None
 
 
+DECISION_FIELDS = ("option", "rationale", "dissent", "service_name", "review_on")
+
+
+def _decision_fields(decision: Decision) -> dict[str, str]:
+    """A decision's fields as the decision form shows them (what the page saw, sent back as base_*)."""
+    return {
+        "option": decision.option.code if decision.option is not None else "",
+        "rationale": decision.rationale or "",
+        "dissent": decision.dissent or "",
+        "service_name": decision.service_name or "",
+        "review_on": decision.review_on.isoformat() if decision.review_on else "",
+    }
+
+
 def save_decision(
     session: Session,
     meeting: Meeting,
@@ -623,12 +769,15 @@ def save_decision(
     review_on: date | str | None = None,
     dissent: str = "",
     base_version: int = 0,
+    base_texts: dict[str, str] | None = None,
     now: datetime,
     actor_id: int,
 ) -> Decision:
     """Record or change the item's decision. base_version: the decision's version the form was showing
-    (0: there was none); when someone has saved a different decision since, EditConflict."""
-    _check_editable(meeting)
+    (0: there was none); when someone has saved a different decision since, EditConflict. base_texts: the
+    rationale and dissent the page last saw (autosaved apart from the form): a text changed by someone else
+    since is never overwritten, even when the form's version has moved on with the page's own saves."""
+    _check_deciding(meeting)
     item = _item(meeting, item_id)
     if item.kind == AgendaItemKind.action_review:
         raise Conflict("An action review is settled by reviewing the action, not by a decision")
@@ -673,6 +822,21 @@ def save_decision(
         changed = True
     else:
         changed = any(getattr(decision, k) != v for k, v in values.items())
+        if base_texts is not None:
+            stored_now = _decision_fields(decision)
+            yours_now = {
+                "option": option.code,
+                "rationale": rationale,
+                "dissent": dissent,
+                "service_name": service_name,
+                "review_on": values["review_on"].isoformat() if values["review_on"] else "",
+            }
+            for name, stored in stored_now.items():
+                seen = base_texts.get(name)
+                if seen is not None and yours_now[name] != stored and stored != _text(seen).strip():
+                    raise EditConflict(field=name, theirs=stored, yours=yours_now[name], version=decision.version)
+            if all(name in base_texts for name in stored_now):
+                base_version = decision.version  # every field is as the page saw it, or the page's own save
         if changed and decision.version != base_version:
             raise EditConflict(field="rationale", theirs=decision.rationale, yours=rationale, version=decision.version)
         if changed:
@@ -847,7 +1011,7 @@ def add_action(
     actor_id: int,
 ) -> ActionResult:
     """owner: "agency:<id>" or "school". No email here: the owner is told once the meeting has ended."""
-    _check_editable(meeting)
+    _check_deciding(meeting)
     item = _item(meeting, item_id)
     values, warnings = _check_action(
         session, meeting, item, description=description, owner=owner, owner_person_id=owner_person_id, due_on=due_on
@@ -890,6 +1054,9 @@ def _meeting_action(session: Session, meeting: Meeting, action_id: int) -> Actio
     return action
 
 
+OWNER_FIELDS = frozenset({"owner_agency_id", "owner_school_id", "owner_person_id"})
+
+
 def _assigned(action: Action) -> bool:
     return any(e.kind == ActionEventKind.assigned for e in action.events)
 
@@ -908,7 +1075,7 @@ def edit_action(
     now: datetime,
     actor_id: int,
 ) -> ActionResult:
-    _check_editable(meeting)
+    _check_deciding(meeting)
     action = _meeting_action(session, meeting, action_id)
     if action.status != ActionStatus.open:
         raise Conflict("This action is no longer open: change it from the action tracker")
@@ -920,6 +1087,11 @@ def edit_action(
     changed = {k: v for k, v in values.items() if getattr(action, k) != v}
     if not changed:
         return ActionResult(action, warnings)
+    if changed.keys() & OWNER_FIELDS and _assigned(action):
+        raise Conflict(
+            "Its owner has already been sent this action: change who owns it from the action tracker, "
+            "so that the new owner is told"
+        )
     if action.version != base_version:
         raise EditConflict(
             field="description", theirs=action.description, yours=values["description"], version=action.version
@@ -943,7 +1115,7 @@ def edit_action(
 
 def remove_action(session: Session, meeting: Meeting, action_id: int, *, now: datetime, actor_id: int) -> None:
     """Take back an action agreed by mistake, before its owner has been told of it."""
-    _check_editable(meeting)
+    _check_deciding(meeting)
     action = _meeting_action(session, meeting, action_id)
     if _assigned(action) or action.status != ActionStatus.open:
         raise Conflict("Its owner has already been sent this action: cancel it from the action tracker instead")
@@ -987,7 +1159,7 @@ def review_action(
 ) -> Action:
     """An open action brought back for review: done, kept open with a new due date, or cancelled; when it
     was not done, why (circumstances changed, agency did not act, other)."""
-    _check_editable(meeting)
+    _check_deciding(meeting)
     item = _item(meeting, item_id)
     if item.kind != AgendaItemKind.action_review or item.action_id is None:
         raise NotFound(f"action review item {item_id}")
@@ -1028,7 +1200,8 @@ def review_action(
         action.due_on, action.not_done_reason = due, not_done_reason
     if note:
         text += f" {note}"
-        action.latest_update = note
+    # What the action's page shows as its latest news: the note, or what the meeting decided.
+    action.latest_update = note or text
     action.events.append(
         ActionEvent(
             kind=kind, step=_next_step(session, action, kind), occurred_at=now, by_person_id=actor_id, note=text

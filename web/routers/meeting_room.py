@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Agency, Person, Role, RoleGrant
 from caseconf import audit
-from caseconf.clock import london
+from caseconf.clock import london, london_today
 from caseconf.db import transaction
-from caseconf.errors import Conflict, Invalid
+from caseconf.errors import Conflict, Forbidden, Invalid
 from meetings import meeting_room
 from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral
 from meetings.edits import EditConflict
-from meetings.models import Meeting, MeetingStatus
+from meetings.models import Meeting, MeetingStatus, Rsvp
 from notifications.papers_mail import queue_item_moved
 from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render
 
@@ -46,12 +46,41 @@ DONE = {
     "review": "The action review has been recorded.",
     "meeting-ended": "The meeting has ended. The minutes are in draft: you can still tidy them here.",
 }
-STATUS_LABELS = {
-    MeetingStatus.agenda_frozen: "Agenda closed",
-    MeetingStatus.papers_sent: "Papers sent",
-    MeetingStatus.held: "Held",
-    MeetingStatus.minutes_draft: "Minutes in draft",
+NOT_STARTED = {
+    MeetingStatus.planned: "Not started: the agenda has not been closed yet",
+    MeetingStatus.agenda_frozen: "Not started: the agenda is closed",
+    MeetingStatus.papers_sent: "Not started: the agenda is closed and the papers have been sent",
 }
+AFTER_THE_END = {
+    MeetingStatus.held: "the minutes are being started",
+    MeetingStatus.minutes_draft: "the minutes are in draft",
+    MeetingStatus.minutes_approved: "the minutes have been approved",
+    MeetingStatus.minutes_circulated: "the minutes have been circulated",
+}
+RSVP_LABELS = {
+    Rsvp.needs_action: "No reply",
+    Rsvp.accepted: "Coming",
+    Rsvp.tentative: "Maybe",
+    Rsvp.declined: "Not coming",
+    Rsvp.delegated: "Sending someone else",
+}
+
+
+def _time(moment) -> str:
+    return london(moment).strftime("%-I:%M%p").lower()
+
+
+def status_text(meeting: Meeting) -> str:
+    """The meeting's state in plain words."""
+    if meeting.status == MeetingStatus.cancelled:
+        return "Cancelled"
+    if meeting.started_at is None:
+        return NOT_STARTED.get(meeting.status, "Not started")
+    if meeting.ended_at is None:
+        return f"In progress: started at {_time(meeting.started_at)}"
+    after = AFTER_THE_END.get(meeting.status)
+    ended = f"Ended at {_time(meeting.ended_at)} (started at {_time(meeting.started_at)})"
+    return f"{ended}; {after}" if after else ended
 
 
 def _autosave(request: Request) -> bool:
@@ -64,7 +93,14 @@ async def _form_of(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+async def _agency_codes(request: Request) -> list[str]:
+    """The agencies ticked as allowed to see a contribution (a field sent once per agency)."""
+    form = await request.form()
+    return [value for value in form.getlist("visible_to_agencies") if isinstance(value, str)]
+
+
 FormFields = Annotated[dict[str, str], Depends(_form_of)]
+AgencyCodes = Annotated[list[str], Depends(_agency_codes)]
 
 
 def _int(value: str | None) -> int | None:
@@ -116,7 +152,12 @@ def _room_page(
         state=state,
         now_london=london(now),
         openable=meeting.started_at is None and meeting.status in meeting_room.OPENABLE,
-        status_label=STATUS_LABELS.get(meeting.status, meeting.status),
+        today=london_today(now),
+        status_label=status_text(meeting),
+        rsvp_labels=RSVP_LABELS,
+        visibility_labels=meeting_room.VISIBILITY_LABELS,
+        viewer_id=viewer.person_id,
+        default_sharing=lambda agency: meeting_room.default_sharing(session, agency),
         agencies=agencies,
         people=meeting_room.directory_people(session),
         school_contacts=_school_contacts(session, state),
@@ -136,7 +177,12 @@ def _room_page(
 
 @router.get("")
 def room(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int, done: str = "") -> Response:
-    meeting = access_meeting(session, viewer, meeting_id, "minute")
+    meeting = access_meeting(session, viewer, meeting_id, "view")
+    if meeting.status == MeetingStatus.minutes_circulated:
+        # The room has closed for good: say so, and where the record of the meeting is now.
+        return render(request, "meeting_room/over.html", meeting=meeting, series=meeting.series)
+    if not can_on_meeting(session, viewer, "minute", meeting):
+        raise Forbidden("meeting.minute")
     # The room shows case notes: who looked is recorded, as for a referral.
     with transaction(request.app.state.session_factory) as audit_session:
         audit.record(
@@ -371,6 +417,7 @@ def save_contribution(
     item_id: int,
     agency_id: int,
     form: FormFields,
+    codes: AgencyCodes,
 ):
     def save(meeting, text, base):
         return meeting_room.save_contribution(
@@ -380,6 +427,9 @@ def save_contribution(
             agency_id,
             text=text,
             base_version=base,
+            base_text=form.get("base_text"),
+            visibility=form.get("visibility") or None,
+            visible_to_agencies=codes,
             now=now_of(request),
             actor_id=viewer.person_id,
         )
@@ -408,6 +458,7 @@ def save_decision_text(
             field_name,
             text=text,
             base_version=base,
+            base_text=form.get("base_text"),
             now=now_of(request),
             actor_id=viewer.person_id,
         )
@@ -416,6 +467,16 @@ def save_decision_text(
     return _save_text(
         request, session, viewer, meeting_id, form, field_id=field_id, anchor=f"#item-{item_id}", save=save
     )
+
+
+@router.post("/summary")
+def save_summary(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int, form: FormFields):
+    def save(meeting, text, base):
+        return meeting_room.save_summary(
+            session, meeting, text=text, base_version=base, now=now_of(request), actor_id=viewer.person_id
+        )
+
+    return _save_text(request, session, viewer, meeting_id, form, field_id="summary", anchor="#summary", save=save)
 
 
 # ---- decisions, actions, reviews, the end ---------------------------------------------------------------
@@ -436,6 +497,8 @@ def save_decision(
             review_on=form.get("review_on", ""),
             dissent=form.get("dissent", ""),
             base_version=_int(form.get("base_version")) or 0,
+            base_texts={name: form[f"base_{name}"] for name in meeting_room.DECISION_FIELDS if f"base_{name}" in form}
+            or None,
             now=now_of(request),
             actor_id=viewer.person_id,
         )

@@ -2,16 +2,20 @@
 // field is left). Unsent text is kept in this browser (localStorage) until the server has it, so a dropped
 // connection or a closed laptop loses nothing; saves are retried until the network is back. Each save
 // names the version it started from: when someone else saved first, both texts are shown side by side and
-// nothing is overwritten until the person at the keyboard chooses.
+// nothing is overwritten until the person at the keyboard chooses. Each save also sends the text the page
+// last saw (base_text): texts sharing a version (a decision's rationale and dissent) are each checked
+// against their own text, so one never moves the other's base on. Kept text belongs to the person signed in
+// (the key names them) and is cleared when they sign out (init.js).
 
 const room = document.getElementById("room");
 if (room) {
   const meetingId = room.dataset.meeting;
+  const personId = room.dataset.person;
   const csrf = room.dataset.csrf;
   const statusBox = document.getElementById("room-save-status");
   const DEBOUNCE_MS = 1000;
   const RETRY_MS = 3000;
-  const storeKey = (key) => `caseconf-room:${meetingId}:${key}`;
+  const storeKey = (key) => `caseconf-room:${personId}:${meetingId}:${key}`;
   const groups = new Map(); // version group -> latest version known
   const fields = new Map(); // key -> field state
   let offline = false;
@@ -69,8 +73,10 @@ if (room) {
       text = `Saving ${changes}…`;
     } else if (lastSaved) {
       text = `Saved at ${lastSaved}`;
-    } else {
+    } else if (fields.size) {
       text = "Changes are saved as you type.";
+    } else {
+      text = "";
     }
     if (statusBox.textContent.trim() !== text) statusBox.textContent = text;
     room.classList.toggle("app-room--offline", offline);
@@ -88,7 +94,22 @@ if (room) {
 
   function remember(field) {
     field.pending = true;
-    store.set(field.key, { text: field.textarea.value, base: field.base, url: field.url });
+    store.set(field.key, {
+      text: field.textarea.value,
+      base: field.base,
+      baseText: field.baseText,
+      url: field.url,
+      sharing: sharingOf(field),
+    });
+  }
+
+  // Who may see an agency's contribution: the choice beside its text, sent with it.
+  function sharingOf(field) {
+    const form = field.textarea.form;
+    const select = form && form.querySelector('select[name="visibility"]');
+    if (!select) return null;
+    const codes = [...form.querySelectorAll('input[name="visible_to_agencies"]:checked')].map((box) => box.value);
+    return { visibility: select.value, codes };
   }
 
   async function send(field) {
@@ -101,6 +122,12 @@ if (room) {
     const text = field.textarea.value;
     const base = field.base;
     const body = new URLSearchParams({ csrf_token: csrf, text, base_version: String(base) });
+    if (typeof field.baseText === "string") body.append("base_text", field.baseText);
+    const sharing = sharingOf(field);
+    if (sharing) {
+      body.append("visibility", sharing.visibility);
+      sharing.codes.forEach((code) => body.append("visible_to_agencies", code));
+    }
     field.inFlight = true;
     showStatus();
     let response;
@@ -128,9 +155,12 @@ if (room) {
     }
     if (response.ok && !response.redirected && typeof data.version === "number") {
       field.base = data.version;
+      field.baseText = text;
+      // The form beside it now starts from this text; the other texts of its group keep their own base
+      // (moving theirs on without their text would let a stale page overwrite them).
       setGroupVersion(field.group, data.version);
-      fields.forEach((other) => {
-        if (other !== field && other.group === field.group && !other.inFlight) other.base = data.version;
+      document.querySelectorAll(`input[data-base-of="${CSS.escape(field.key)}"]`).forEach((input) => {
+        input.value = text;
       });
       lastSaved = data.saved_at;
       if (field.textarea.value === text) {
@@ -193,19 +223,19 @@ if (room) {
     const merge = element("button", { type: "button", class: "govuk-button govuk-button--secondary" }, "Edit a merge");
     keepMine.addEventListener("click", () => {
       field.textarea.value = data.yours;
-      resolve(field, data.version);
+      resolve(field, data.version, data.theirs);
       send(field);
     });
     keepTheirs.addEventListener("click", () => {
       field.textarea.value = data.theirs;
-      resolve(field, data.version);
+      resolve(field, data.version, data.theirs);
       field.pending = false;
       store.remove(field.key);
       showStatus();
     });
     merge.addEventListener("click", () => {
       field.textarea.value = `${data.theirs}\n\n${data.yours}`;
-      resolve(field, data.version);
+      resolve(field, data.version, data.theirs);
       remember(field);
       field.textarea.focus();
       showStatus();
@@ -225,21 +255,58 @@ if (room) {
     }
   }
 
-  function resolve(field, version) {
+  function resolve(field, version, theirs) {
     field.conflict = null;
     field.base = version;
-    setGroupVersion(field.group, version);
+    field.baseText = theirs; // the text now stored: what the person at the keyboard has now seen
     clearConflict(field, true);
-    store.set(field.key, { text: field.textarea.value, base: field.base, url: field.url });
+    remember(field);
+    field.pending = field.textarea.value !== theirs;
+  }
+
+  // Text kept in this browser that can no longer be sent (the minutes were approved meanwhile): shown for
+  // copying, never silently dropped.
+  function showStranded(textarea, kept) {
+    const key = textarea.dataset.key;
+    const container = textarea.closest(".app-room-autosave") || textarea.parentElement;
+    const box = element("div", { class: "app-room-conflict", role: "group", "aria-labelledby": `${key}-stranded-title` });
+    box.appendChild(
+      element("h4", { class: "govuk-heading-s", id: `${key}-stranded-title` }, "Text typed here that was never saved"),
+    );
+    box.appendChild(
+      element(
+        "p",
+        { class: "govuk-body" },
+        "It was kept in this browser, but this text can no longer be changed here. Copy it if you still need it.",
+      ),
+    );
+    const copy = element("textarea", { class: "govuk-textarea", rows: "4", readonly: "", "data-stranded": key });
+    copy.value = kept.text;
+    box.appendChild(copy);
+    const forget = element("button", { type: "button", class: "govuk-button govuk-button--secondary" }, "I have copied it: forget it");
+    forget.addEventListener("click", () => {
+      store.remove(key);
+      box.remove();
+    });
+    box.appendChild(forget);
+    container.appendChild(box);
   }
 
   function setUp(textarea) {
-    if (textarea.readOnly) return;
+    if (textarea.readOnly) {
+      const kept = store.get(textarea.dataset.key);
+      if (kept && typeof kept.text === "string") {
+        if (kept.text !== textarea.value) showStranded(textarea, kept);
+        else store.remove(textarea.dataset.key);
+      }
+      return;
+    }
     const field = {
       key: textarea.dataset.key,
       url: textarea.dataset.autosaveUrl,
       group: textarea.dataset.group,
       base: Number(textarea.dataset.version),
+      baseText: textarea.dataset.baseText,
       textarea,
       container: textarea.closest(".app-room-autosave") || textarea.parentElement,
       pending: false,
@@ -254,6 +321,7 @@ if (room) {
       if (kept.text !== textarea.value) {
         textarea.value = kept.text;
         field.base = Number(kept.base);
+        if (typeof kept.baseText === "string") field.baseText = kept.baseText;
         field.pending = true;
       } else {
         store.remove(field.key);
@@ -275,6 +343,13 @@ if (room) {
     });
     textarea.addEventListener("blur", () => {
       if (field.pending) send(field);
+    });
+    // Choosing who may see a contribution saves it at once.
+    document.querySelectorAll(`[data-sharing-of="${CSS.escape(field.key)}"]`).forEach((input) => {
+      input.addEventListener("change", () => {
+        remember(field);
+        send(field);
+      });
     });
   }
 
