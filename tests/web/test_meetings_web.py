@@ -233,3 +233,24 @@ def test_a_held_meeting_shows_the_agenda_it_had_with_each_decision(client, sessi
     row = recent[recent.index(f'href="/meetings/{held}"') :].split("</tr>")[0]
     assert '<td class="govuk-table__cell">1</td>' in row
     assert f'href="/meetings/{held}/minutes">Circulated: open for corrections</a>' in row
+
+
+def test_the_coordinators_home_links_minutes_to_do_and_overdue_actions(client, session_factory, clock, demo):
+    from meetings.models import Minute
+
+    held = load_demo_series(session_factory, DEMO_MONDAY)[1][date(2026, 11, 12)]
+    sign_in(client, session_factory, COORDINATOR)
+    home = client.get("/").text
+    assert "Coming next" not in home
+    assert "No minutes are waiting to be written, approved or circulated." in home
+    assert 'href="/actions?tab=overdue"' in home and "overdue action" in home  # the police action due 20 November
+
+    with transaction(session_factory) as session:
+        meeting = session.get(Meeting, held)
+        meeting.status = MeetingStatus.minutes_draft
+        session.scalar(select(Minute).where(Minute.meeting_id == held)).status = "draft"
+        chair = meeting.chair.name
+    home = client.get("/").text
+    assert f'href="/meetings/{held}/minutes">' in home
+    assert f"minutes to approve by the chair, {chair}" in home
+    assert "Overdue</strong> (due Thursday 19 November)" in home  # five working days after the meeting
