@@ -9,11 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from agencies.models import Person, Role
+from agencies.models import Person, Role, School
 from caseconf.errors import Forbidden, NotFound
-from meetings.models import Action, Invitation, Meeting, MeetingStatus, Referral, ReferralStatus
+from meetings.models import (
+    Action,
+    AgendaItem,
+    Invitation,
+    Meeting,
+    MeetingStatus,
+    PupilOfConcern,
+    Referral,
+    ReferralStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -192,27 +201,67 @@ def access_meeting(session: Session, principal: Principal | None, meeting_id: in
     return meeting
 
 
-# What each may do to one action: its owner, their agency's reps, and those who run clinics update it;
-# the school sees those that involve it.
+# What each may do to one action: its owner, their agency's reps, the chair of the meeting that agreed it,
+# and those who run clinics for its area update it; the school sees those that involve it. An action's
+# school is its referral's, else its pupil of concern's (Team Around the School), else its meeting series'
+# school, else the school that owns it; its area is that school's, else its meeting series' (a borough-wide
+# series with no school serves every area).
 ACTION_VERBS = ("view", "update")
+
+
+@dataclass(frozen=True)
+class ActionPlace:
+    school_id: int | None
+    area_id: int | None  # None: every area
+    chair_id: int | None  # the chair of the meeting that agreed it
+
+
+def action_place(action: Action) -> ActionPlace:
+    """Where an action belongs: its school, its area and the chair of the meeting that agreed it."""
+    session = object_session(action)
+    referral = action.referral
+    meeting = None
+    if session is not None:
+        if action.meeting_id is not None:
+            meeting = session.get(Meeting, action.meeting_id)
+        elif action.agenda_item_id is not None:
+            item = session.get(AgendaItem, action.agenda_item_id)
+            meeting = item.meeting if item is not None else None
+    series = meeting.series if meeting is not None else None
+    school_id = None
+    if referral is not None:
+        school_id = referral.school_id
+    elif action.concern_id is not None and session is not None:
+        concern = session.get(PupilOfConcern, action.concern_id)
+        school_id = concern.school_id if concern is not None else None
+    if school_id is None and series is not None:
+        school_id = series.school_id
+    if school_id is None:
+        school_id = action.owner_school_id
+    school = session.get(School, school_id) if school_id is not None and session is not None else None
+    area_id = school.area_id if school is not None else (series.area_id if series is not None else None)
+    return ActionPlace(school_id, area_id, meeting.chair_id if meeting is not None else None)
 
 
 def can_on_action(principal: Principal | None, verb: str, action: Action) -> bool:
     if principal is None or verb not in ACTION_VERBS:
         return False
     agency_ids = {g.agency_id for g in principal.scopes(Role.agency_rep) if g.agency_id is not None}
-    referral = action.referral
-    area_id = referral.school.area_id if referral is not None else None
+    place = action_place(action)
     may_update = (
         action.owner_person_id == principal.person_id
         or (action.owner_agency_id is not None and action.owner_agency_id in agency_ids)
         or Role.coordinator in principal.roles
-        or (Role.eip in principal.roles and (area_id is None or area_id in principal.area_ids))
+        or (place.chair_id is not None and place.chair_id == principal.person_id)
+        or (Role.eip in principal.roles and (place.area_id is None or place.area_id in principal.area_ids))
     )
     if verb == "update":
         return may_update
-    school_id = referral.school_id if referral is not None else action.owner_school_id
-    return may_update or Role.admin in principal.roles or (action.involves_school and school_id in principal.school_ids)
+    return (
+        may_update
+        or Role.admin in principal.roles
+        or (action.involves_school and place.school_id is not None and place.school_id in principal.school_ids)
+    )
 
 
 def access_action(session: Session, principal: Principal | None, action_id: int, verb: str) -> Action:

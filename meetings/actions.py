@@ -21,7 +21,7 @@ from agencies.models import Agency, Role, School
 from caseconf import audit
 from caseconf.clock import london_today
 from caseconf.errors import Conflict, Invalid
-from meetings.access import Principal
+from meetings.access import Principal, action_place
 from meetings.models import (
     Action,
     ActionEvent,
@@ -34,6 +34,7 @@ from meetings.models import (
     MeetingSeries,
     MeetingStatus,
     NotDoneReason,
+    PupilOfConcern,
     Referral,
     ReferralStatus,
     ReferralStatusChange,
@@ -380,8 +381,28 @@ class TrackerFilters:
 TRACKER_STATUSES = ("open", "overdue", "done", "cancelled")
 
 
+_ORIGIN_MEETING = aliased(Meeting, name="origin_meeting")
+_ORIGIN_SERIES = aliased(MeetingSeries, name="origin_series")
+_CONCERN = aliased(PupilOfConcern, name="action_concern")
+
+
 def _school_id_column():
-    return func.coalesce(Referral.school_id, Action.owner_school_id)
+    """SQL: the action's school (as meetings.access.action_place): its referral's, its pupil of concern's, its
+    meeting series' or its owning school (needs the joins of _with_place)."""
+    return func.coalesce(Referral.school_id, _CONCERN.school_id, _ORIGIN_SERIES.school_id, Action.owner_school_id)
+
+
+def _with_place(statement):
+    """Outer joins for an action's referral, pupil of concern, meeting (its own or its item's), series and school."""
+    return (
+        statement.select_from(Action)
+        .outerjoin(Referral, Referral.id == Action.referral_id)
+        .outerjoin(_CONCERN, _CONCERN.id == Action.concern_id)
+        .outerjoin(_ORIGIN, _ORIGIN.id == Action.agenda_item_id)
+        .outerjoin(_ORIGIN_MEETING, _ORIGIN_MEETING.id == _meeting_id_column())
+        .outerjoin(_ORIGIN_SERIES, _ORIGIN_SERIES.id == _ORIGIN_MEETING.series_id)
+        .outerjoin(School, School.id == _school_id_column())
+    )
 
 
 def _scope(principal: Principal):
@@ -389,23 +410,20 @@ def _scope(principal: Principal):
     roles = principal.roles
     if Role.admin in roles or Role.coordinator in roles:
         return None
-    conditions = [Action.owner_person_id == principal.person_id]
+    conditions = [Action.owner_person_id == principal.person_id, _ORIGIN_MEETING.chair_id == principal.person_id]
     agency_ids = {g.agency_id for g in principal.scopes(Role.agency_rep) if g.agency_id is not None}
     if agency_ids:
         conditions.append(Action.owner_agency_id.in_(agency_ids))
     if Role.eip in roles:
-        conditions.append(Action.referral_id.is_(None) | School.area_id.in_(principal.area_ids))
+        area = func.coalesce(School.area_id, _ORIGIN_SERIES.area_id)
+        conditions.append(area.is_(None) | area.in_(principal.area_ids))
     if principal.school_ids:
         conditions.append(Action.involves_school.is_(True) & _school_id_column().in_(principal.school_ids))
     return or_(*conditions)
 
 
 def tracker_query(principal: Principal, filters: TrackerFilters, *, today: date):
-    statement = (
-        select(Action)
-        .outerjoin(Referral, Referral.id == Action.referral_id)
-        .outerjoin(School, School.id == _school_id_column())
-    )
+    statement = _with_place(select(Action))
     scope = _scope(principal)
     if scope is not None:
         statement = statement.where(scope)
@@ -442,11 +460,7 @@ def filter_choices(session: Session, principal: Principal, *, today: date) -> tu
     agencies = session.scalars(
         select(Agency).where(Agency.id.in_(select(visible.c.owner_agency_id))).order_by(Agency.name)
     ).all()
-    school_ids = (
-        select(func.coalesce(Referral.school_id, visible.c.owner_school_id))
-        .select_from(visible)
-        .outerjoin(Referral, Referral.id == visible.c.referral_id)
-    )
+    school_ids = _with_place(select(_school_id_column())).where(Action.id.in_(select(visible.c.id)))
     schools = session.scalars(select(School).where(School.id.in_(school_ids)).order_by(School.name)).all()
     return list(agencies), list(schools)
 
@@ -506,7 +520,7 @@ def csv_rows(session: Session, actions: list[Action], *, today: date) -> list[tu
     schools = {s.id: s.name for s in session.scalars(select(School))}
     for action in actions:
         referral = action.referral
-        school_id = referral.school_id if referral is not None else action.owner_school_id
+        school_id = action_place(action).school_id
         rows.append(
             (
                 f"ACT-{action.id}",

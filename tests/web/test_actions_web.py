@@ -210,3 +210,37 @@ def test_the_coordinator_sees_open_actions_by_agency(client, session_factory, tw
         camhs_agency = session.get(Action, camhs_id).owner_agency_id
     filtered = client.get(f"/actions?tab=open&agency={camhs_agency}")
     assert f"ACT-{camhs_id}" in filtered.text and "Open actions by agency" not in filtered.text
+
+
+def test_the_chair_follows_up_the_actions_of_the_meeting_they_chaired(client, session_factory, two_actions):
+    from agencies.models import Area
+    from meetings.models import Meeting
+    from tests.integration.actions_setup import HELD
+
+    camhs_id, police_id = two_actions
+    with session_factory() as session:
+        meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == HELD))
+        chair = meeting.chair
+        school_area = session.get(Action, camhs_id).referral.school.area_id
+        chair_areas = {g.area_id for g in chair.grants if g.area_id is not None}
+        assert school_area not in chair_areas  # not theirs by area: only by having chaired it
+        assert session.get(Area, school_area) is not None
+    sign_in(client, session_factory, chair.email)
+    tracker = client.get("/actions?tab=all")
+    assert f"ACT-{camhs_id}" in tracker.text and f"ACT-{police_id}" in tracker.text
+    page = client.get(f"/actions/{camhs_id}")
+    assert page.status_code == 200
+    updated = client.post(
+        f"/actions/{camhs_id}",
+        data={"kind": "update", "note": "Chased CAMHS by phone", "csrf_token": csrf_from(page.text)},
+    )
+    assert updated.status_code == 303
+    with session_factory() as session:
+        assert session.get(Action, camhs_id).latest_update == "Chased CAMHS by phone"
+
+
+def test_the_empty_tracker_says_which_actions_it_lists(client, session_factory, two_actions):
+    sign_in(client, session_factory, POLICE)
+    page = client.get("/actions?tab=cancelled")
+    assert "This list shows actions you own, your agency&#39;s actions" in page.text
+    assert "meetings you chaired" in page.text and "once a meeting" not in page.text

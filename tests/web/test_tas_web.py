@@ -130,3 +130,71 @@ def test_another_school_or_an_agency_cannot_touch_the_list(client, session_facto
     sign_in(client, session_factory, REP)
     assert client.get("/tas").status_code == 403
     assert client.get("/tas/concerns/new").status_code == 403
+
+
+# ---- Team Around the School actions: who sees and updates them --------------------------------------------
+
+
+def tas_action(session_factory, demo, *, involves_school: bool) -> int:
+    """An action agreed at Alderbrook's Team Around the School meeting about one of its pupils of concern:
+    no referral, owned by early help."""
+    from datetime import timedelta
+
+    from agencies.models import Agency
+    from meetings.models import Action, ActionStatus, Meeting
+
+    with transaction(session_factory) as session:
+        meeting = session.scalar(
+            select(Meeting).where(Meeting.series_id == demo["series"]).order_by(Meeting.meeting_date)
+        )
+        concern = session.scalar(select(PupilOfConcern).where(PupilOfConcern.school_id == demo["alderbrook"]))
+        action = Action(
+            meeting_id=meeting.id,
+            concern_id=concern.id,
+            description="Early help to offer the family a key worker.",
+            owner_agency_id=session.scalar(select(Agency.id).where(Agency.code == "EARLY_HELP")),
+            due_on=DEMO_MONDAY.date() + timedelta(days=30),
+            status=ActionStatus.open,
+            created_at=DEMO_MONDAY,
+            involves_school=involves_school,
+        )
+        session.add(action)
+        session.flush()
+        return action.id
+
+
+def test_a_tas_action_belongs_to_its_schools_area_and_is_seen_by_the_school(client, session_factory, demo):
+    involving = tas_action(session_factory, demo, involves_school=True)
+    agency_only = tas_action(session_factory, demo, involves_school=False)
+    # Another area's EIP neither sees nor may cancel it, on its page or the tracker.
+    sign_in(client, session_factory, "eip.west@kestrelford.example.org")
+    assert client.get(f"/actions/{involving}").status_code == 403
+    tracker = client.get("/actions?tab=all")
+    assert f"ACT-{involving}" not in tracker.text and f"ACT-{agency_only}" not in tracker.text
+    page = client.get("/actions?tab=all")
+    token = csrf_from(page.text)
+    refused = client.post(f"/actions/{involving}", data={"kind": "cancelled", "note": "Not ours", "csrf_token": token})
+    assert refused.status_code == 403
+    # The school's own area's EIP may.
+    client.cookies.clear()
+    sign_in(client, session_factory, "eip.north@kestrelford.example.org")
+    assert client.get(f"/actions/{involving}").status_code == 200
+    tracker = client.get("/actions?tab=all")
+    assert f"ACT-{involving}" in tracker.text and f"ACT-{agency_only}" in tracker.text
+    updated = client.post(
+        f"/actions/{involving}",
+        data={"kind": "update", "note": "Key worker named", "csrf_token": csrf_from(tracker.text)},
+    )
+    assert updated.status_code == 303
+    # The school sees the agency's action about its pupil that involves it, not the one that does not.
+    client.cookies.clear()
+    sign_in(client, session_factory, DSL)
+    assert client.get(f"/actions/{involving}").status_code == 200
+    assert client.get(f"/actions/{agency_only}").status_code == 403
+    tracker = client.get("/actions?tab=all")
+    assert f"ACT-{involving}" in tracker.text and f"ACT-{agency_only}" not in tracker.text
+    # Another school sees neither.
+    client.cookies.clear()
+    sign_in(client, session_factory, OTHER_SCHOOL)
+    assert client.get(f"/actions/{involving}").status_code == 403
+    assert f"ACT-{involving}" not in client.get("/actions?tab=all").text

@@ -80,6 +80,21 @@ def _audit_read(request: Request, viewer: Principal, action_name: str, record_ty
 # ---- the tracker --------------------------------------------------------------------------------------
 
 
+def _scope_text(viewer: Principal) -> str:
+    """Which actions the tracker lists for this viewer, in words (as meetings.access.can_on_action)."""
+    if viewer.roles & {Role.coordinator, Role.admin}:
+        return "every action"
+    parts = ["actions you own"]
+    if viewer.scopes(Role.agency_rep):
+        parts.append("your agency's actions")
+    parts.append("actions agreed at meetings you chaired")
+    if Role.eip in viewer.roles:
+        parts.append("actions about schools in your area")
+    if viewer.school_ids:
+        parts.append("actions that involve your school")
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 @router.get("/actions")
 def tracker(
     request: Request,
@@ -118,6 +133,7 @@ def tracker(
         today=today,
         status_labels=action_service.STATUS_LABELS,
         chase_count=action_service.chase_count,
+        scope_text=_scope_text(viewer),
     )
 
 
