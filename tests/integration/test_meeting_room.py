@@ -615,3 +615,308 @@ def test_a_pupil_of_concern_item_takes_notes_a_decision_and_actions(session_fact
     assert (action.concern_id, action.referral_id, action.owner_school_id) == (concern_id, None, school.id)
     assert session.get(PupilOfConcern, concern_id).status == "discussed"
     assert session.get(AgendaItem, item_id).status == AgendaItemStatus.discussed
+
+
+# ---- after the end: locked decisions and actions; the summary ---------------------------------------------
+
+
+def ended_with_a_decision_and_an_action(session_factory, session, meeting_id) -> tuple[int, int]:
+    """Open, decide every item, one action on the first; end the meeting. Returns (item id, action id)."""
+    opened(session_factory, meeting_id)
+    listed = items(session, meeting_id)
+    for item in listed:
+        decide(session_factory, meeting_id, item.id, option_code="support_agreed")
+    action_id, _ = add(
+        session_factory,
+        meeting_id,
+        listed[0].id,
+        description="Book a CAMHS assessment and tell the school the date",
+        owner=f"agency:{agency_id(session, 'CAMHS')}",
+        owner_person_id=person_id(session, "camhs.rep@kestrelford.example.org"),
+        due_on="2026-12-10",
+    )
+    settle_reviews(session_factory, session, meeting_id)
+    run(session_factory, meeting_id, lambda s, m, now, me: meeting_room.end_meeting(s, m, now=now, actor_id=me))
+    return listed[0].id, action_id
+
+
+def test_decisions_and_actions_are_locked_once_the_meeting_has_ended(session_factory, session, clinic):
+    item_id, action_id = ended_with_a_decision_and_an_action(session_factory, session, clinic)
+    decision = session.scalar(select(Decision).where(Decision.agenda_item_id == item_id))
+    camhs = agency_id(session, "CAMHS")
+    camhs_rep = person_id(session, "camhs.rep@kestrelford.example.org")
+    changes = [
+        lambda s, m, now, me: meeting_room.save_decision(
+            s, m, item_id, option_code="closed", rationale="Changed later", base_version=1, now=now, actor_id=me
+        ),
+        lambda s, m, now, me: meeting_room.save_decision_text(
+            s, m, item_id, "dissent", text="Added later", base_version=decision.version, now=now, actor_id=me
+        ),
+        lambda s, m, now, me: meeting_room.add_action(
+            s,
+            m,
+            item_id,
+            description="Send the family the leaflet by Friday",
+            owner=f"agency:{camhs}",
+            owner_person_id=camhs_rep,
+            due_on="2026-12-10",
+            now=now,
+            actor_id=me,
+        ),
+        lambda s, m, now, me: meeting_room.edit_action(
+            s,
+            m,
+            action_id,
+            description="Something else entirely, done by Friday",
+            owner=f"agency:{camhs}",
+            owner_person_id=camhs_rep,
+            due_on="2026-12-10",
+            base_version=1,
+            now=now,
+            actor_id=me,
+        ),
+        lambda s, m, now, me: meeting_room.remove_action(s, m, action_id, now=now, actor_id=me),
+    ]
+    for change in changes:
+        with pytest.raises(Conflict, match="decisions and actions have gone to the school"):
+            run(session_factory, clinic, change)
+    session.expire_all()
+    assert session.get(Decision, decision.id).outcome == "support_agreed"
+    assert session.get(Action, action_id).description.startswith("Book a CAMHS assessment")
+    # Notes stay open for tidying while the minutes are in draft.
+    saved = run(
+        session_factory,
+        clinic,
+        lambda s, m, now, me: meeting_room.save_item_notes(
+            s, m, item_id, text="Tidied after the meeting", base_version=0, now=now, actor_id=me
+        ),
+    )
+    assert saved.changed
+
+
+def test_the_summary_is_written_after_the_end_while_the_minutes_are_draft(session_factory, session, clinic):
+    def save(text, base):
+        return run(
+            session_factory,
+            clinic,
+            lambda s, m, now, me: meeting_room.save_summary(s, m, text=text, base_version=base, now=now, actor_id=me),
+        )
+
+    opened(session_factory, clinic)
+    with pytest.raises(Conflict, match="once the meeting has ended"):
+        save("Too early", 1)
+    assert session.scalar(select(Minute.id).where(Minute.meeting_id == clinic)) is None  # nothing created early
+    ended_with_a_decision_and_an_action(session_factory, session, clinic)
+    assert save("Four referrals discussed; quorate.", 1).version == 2
+    with pytest.raises(EditConflict) as conflict:
+        save("From a stale tab", 1)
+    assert conflict.value.theirs == "Four referrals discussed; quorate."
+    session.expire_all()
+    minute = session.scalar(select(Minute).where(Minute.meeting_id == clinic))
+    assert (minute.summary, minute.version) == ("Four referrals discussed; quorate.", 2)
+    assert "minute.summary_saved" in audit_actions(session)
+    with transaction(session_factory) as s:
+        s.get(Meeting, clinic).status = MeetingStatus.minutes_approved
+        s.get(Minute, minute.id).status = "approved"
+    with pytest.raises(Conflict, match="approved"):
+        save("After approval", 2)
+
+
+# ---- who may see what an agency said --------------------------------------------------------------------
+
+
+def test_health_and_police_contributions_are_not_circulated_to_everyone_by_default(session_factory, session, clinic):
+    opened(session_factory, clinic)
+    item_id = items(session, clinic)[0].id
+
+    def save(code, text, base=0, **sharing):
+        return run(
+            session_factory,
+            clinic,
+            lambda s, m, now, me: meeting_room.save_contribution(
+                s, m, item_id, agency_id(s, code), text=text, base_version=base, now=now, actor_id=me, **sharing
+            ),
+        )
+
+    def sharing_of(code):
+        session.expire_all()
+        row = session.scalar(
+            select(Contribution).where(
+                Contribution.agenda_item_id == item_id, Contribution.agency_id == agency_id(session, code)
+            )
+        )
+        return row.visibility, row.visible_to_agencies, row.version
+
+    save("CAMHS", "Open to CAMHS; medication reviewed.")
+    visibility, codes, _ = sharing_of("CAMHS")
+    assert visibility == "named_agencies" and "CAMHS" in codes and "MASH" in codes
+    assert "POLICE" not in codes and "EARLY_HELP" not in codes
+    save("POLICE", "One stop and search in October.")
+    visibility, codes, _ = sharing_of("POLICE")
+    assert visibility == "named_agencies" and {"POLICE", "YARM", "MASH"} <= set(codes)
+    assert "CAMHS" not in codes and "EARLY_HELP" not in codes
+    save("EARLY_HELP", "Family support worker allocated.")
+    assert sharing_of("EARLY_HELP")[0] == "all_invitees"
+    # Chosen in the room: the chair only, with the same text (a new version, audited).
+    saved = save("CAMHS", "Open to CAMHS; medication reviewed.", base=1, visibility="chair_only")
+    assert saved.changed and sharing_of("CAMHS") == ("chair_only", [], 2)
+    save("POLICE", "One stop and search in October.", base=1, visibility="named_agencies", visible_to_agencies=["mash"])
+    assert sharing_of("POLICE") == ("named_agencies", ["MASH"], 2)
+    with pytest.raises(Invalid):
+        save("POLICE", "One stop and search in October.", base=2, visibility="named_agencies", visible_to_agencies=[])
+    with pytest.raises(Invalid):
+        save("POLICE", "One stop and search in October.", base=2, visibility="everyone")
+
+
+# ---- texts that share a version ------------------------------------------------------------------------
+
+
+def test_a_stale_page_never_overwrites_dissent_saved_by_someone_else(session_factory, session, clinic):
+    opened(session_factory, clinic)
+    item_id = items(session, clinic)[0].id
+    decide(session_factory, clinic, item_id, option_code="support_agreed", rationale="Agreed.")
+
+    def text(field, value, base, seen):
+        return run(
+            session_factory,
+            clinic,
+            lambda s, m, now, me: meeting_room.save_decision_text(
+                s, m, item_id, field, text=value, base_version=base, base_text=seen, now=now, actor_id=me
+            ),
+        )
+
+    # Laptop B records a dissent; laptop A (still at version 1) then saves its rationale: its own text is as
+    # A saw it, so that is saved (no false conflict)...
+    assert text("dissent", "Police would have closed it.", 1, "").version == 2
+    assert text("rationale", "Agreed by those present.", 1, "Agreed.").version == 3
+    # ...but A's empty dissent box, whatever version it now names, does not overwrite B's dissent.
+    with pytest.raises(EditConflict) as conflict:
+        text("dissent", "No dissent.", 3, "")
+    assert (conflict.value.theirs, conflict.value.yours) == ("Police would have closed it.", "No dissent.")
+    # Nor does the whole decision form sent from A with the version moved on by A's own saves.
+    seen = {"option": "support_agreed", "rationale": "Agreed by those present.", "dissent": "", "service_name": ""}
+    seen["review_on"] = ""
+    with pytest.raises(EditConflict) as conflict:
+        decide(
+            session_factory,
+            clinic,
+            item_id,
+            option_code="support_agreed",
+            rationale="Agreed by those present.",
+            dissent="",
+            base_version=3,
+            base_texts=seen,
+        )
+    assert conflict.value.theirs == "Police would have closed it."
+    session.expire_all()
+    decision = session.scalar(select(Decision).where(Decision.agenda_item_id == item_id))
+    assert (decision.rationale, decision.dissent) == ("Agreed by those present.", "Police would have closed it.")
+    # With what is stored now in view, the form saves.
+    seen["dissent"] = "Police would have closed it."
+    decide(
+        session_factory,
+        clinic,
+        item_id,
+        option_code="closed",
+        rationale="Agreed by those present.",
+        dissent="Police would have closed it.",
+        base_version=1,
+        base_texts=seen,
+    )
+    session.expire_all()
+    assert session.get(Decision, decision.id).outcome == "closed"
+
+
+# ---- an action already sent ----------------------------------------------------------------------------
+
+
+def test_an_action_sent_to_its_owner_keeps_its_owner_in_the_room(session_factory, session, clinic):
+    opened(session_factory, clinic)
+    item_id = items(session, clinic)[0].id
+    camhs, police = agency_id(session, "CAMHS"), agency_id(session, "POLICE")
+    camhs_rep = person_id(session, "camhs.rep@kestrelford.example.org")
+    action_id, _ = add(
+        session_factory,
+        clinic,
+        item_id,
+        description="Book a CAMHS assessment and tell the school the date",
+        owner=f"agency:{camhs}",
+        owner_person_id=camhs_rep,
+        due_on="2026-12-10",
+    )
+    with transaction(session_factory) as s:
+        s.add(ActionEvent(action_id=action_id, kind="assigned", step=1, occurred_at=ON_THE_DAY))
+    police_rep = session.scalar(select(Person.id).where(Person.email == "police.rep@kestrelford.example.org"))
+    fields = dict(description="Book a CAMHS assessment and tell the school the date", due_on="2026-12-10")
+    with pytest.raises(Conflict, match="from the action tracker"):
+        run(
+            session_factory,
+            clinic,
+            lambda s, m, now, me: meeting_room.edit_action(
+                s,
+                m,
+                action_id,
+                owner=f"agency:{police}",
+                owner_person_id=police_rep,
+                base_version=1,
+                now=now,
+                actor_id=me,
+                **fields,
+            ),
+        )
+    session.expire_all()
+    assert session.get(Action, action_id).owner_agency_id == camhs
+    # The wording can still be tidied while the meeting runs.
+    fields["description"] = "Book a CAMHS assessment by 10 December and tell the school the date"
+    run(
+        session_factory,
+        clinic,
+        lambda s, m, now, me: meeting_room.edit_action(
+            s,
+            m,
+            action_id,
+            owner=f"agency:{camhs}",
+            owner_person_id=camhs_rep,
+            base_version=1,
+            now=now,
+            actor_id=me,
+            **fields,
+        ),
+    )
+    session.expire_all()
+    assert session.get(Action, action_id).description.startswith("Book a CAMHS assessment by 10 December")
+
+
+def test_a_review_kept_open_records_why_and_the_latest_update(session_factory, session, clinic):
+    opened(session_factory, clinic)
+    with transaction(session_factory) as s:
+        meeting = s.get(Meeting, clinic)
+        action = s.scalars(select(Action).where(Action.status == ActionStatus.open)).first()
+        review = AgendaItem(
+            meeting_id=clinic, kind=AgendaItemKind.action_review, action_id=action.id, position=99, slot_minutes=5
+        )
+        meeting.items.append(review)
+        s.flush()
+        action_id, review_id = action.id, review.id
+    state = run(session_factory, clinic, lambda s, m, now, me: meeting_room.room_state(s, m, now=now))
+    row = next(r for r in state.items if r.item.id == review_id)
+    assert not row.reviewed_here  # nothing recorded yet: the page must not say "Reviewed"
+    run(
+        session_factory,
+        clinic,
+        lambda s, m, now, me: meeting_room.review_action(
+            s,
+            m,
+            review_id,
+            outcome="keep_open",
+            new_due_on="2026-12-17",
+            not_done_reason="agency_did_not_act",
+            now=now,
+            actor_id=me,
+        ),
+    )
+    session.expire_all()
+    action = session.get(Action, action_id)
+    assert action.not_done_reason == "agency_did_not_act"
+    assert action.updated_at == ON_THE_DAY
+    assert "kept open, now due 17 December 2026" in action.latest_update
