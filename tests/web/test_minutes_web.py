@@ -61,7 +61,7 @@ def test_minutes_from_draft_to_corrected_through_the_portal(client, session_fact
     approved = post_form(client, f"{url}/approve", {})
     assert approved.status_code == 303 and approved.headers["location"] == f"{url}?done=approved"
     again = client.post(f"{url}/approve", data={"csrf_token": csrf_from(draft.text)})
-    assert again.status_code == 409 and "not a draft waiting for approval" in again.text
+    assert again.status_code == 409 and "These minutes have already been approved by the chair, " in again.text
 
     clock.at = TUESDAY  # the outcome was due on Friday
     sign_in(client, session_factory, COORDINATOR)
@@ -275,3 +275,30 @@ def test_the_minutes_say_how_an_item_came_onto_the_agenda_not_the_referral_statu
     meeting_page = client.get(f"/meetings/{meeting_id}").text
     row = meeting_page[meeting_page.index(reference) :].split("</tr>")[0]
     assert ">New<" in row and ">Review<" not in row
+
+
+def test_before_approval_the_coordinator_is_told_the_chair_must_approve_and_who_that_is(client, session_factory, clock):
+    meeting_id = held_meeting(session_factory)
+    url = f"/meetings/{meeting_id}/minutes"
+    clock.at = FRIDAY
+    with session_factory() as session:
+        chair = session.get(Meeting, meeting_id).chair.name
+    sign_in(client, session_factory, COORDINATOR)
+
+    page = client.get(url).text
+    assert f"Waiting for approval by the chair, {chair}." in page
+    assert f'href="{url}/circulate"' not in page and f'href="{url}/approve"' not in page
+
+    circulate = client.get(f"{url}/circulate")
+    assert circulate.status_code == 200
+    assert f"The minutes must be approved by the chair, {chair}, before they can be circulated." in circulate.text
+    assert f'action="{url}/circulate"' not in circulate.text  # no button that would then refuse
+
+    approve = client.get(f"{url}/approve")
+    assert approve.status_code == 200
+    assert f"Only the chair, {chair}, can approve these minutes." in approve.text
+    assert f'action="{url}/approve"' not in approve.text
+    assert client.post(f"{url}/approve", data={"csrf_token": csrf_from(page)}).status_code == 403
+
+    refused = client.post(f"{url}/circulate", data={"csrf_token": csrf_from(page)})
+    assert refused.status_code == 409 and f"approved by the chair, {chair}, before" in refused.text

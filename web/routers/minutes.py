@@ -92,6 +92,9 @@ def _page(request: Request, session: Session, viewer: Principal, meeting: Meetin
         can_circulate=status == MinutesStatus.approved and minutes.may_circulate(session, viewer, meeting),
         can_correct=minutes.open_for_corrections(minute, now) and minutes.may_correct(session, viewer, meeting),
         can_answer=chair and status == MinutesStatus.circulated,
+        waiting=f"Waiting for approval by {_chair_words(meeting)}. They can be circulated once approved."
+        if status == MinutesStatus.draft and not chair
+        else "",
         has_pdf=minute is not None,
         corrections=shown,
         item_names={i.item.id: f"{i.number}. {i.reference}" for i in built.items},
@@ -114,7 +117,9 @@ def minutes_page(request: Request, session: DbSession, viewer: SignedIn, meeting
 # ---- approve and circulate ------------------------------------------------------------------------------
 
 
-def _confirm_page(request: Request, meeting: Meeting, step: str, *, error: str | None = None, status_code=200):
+def _confirm_page(
+    request: Request, meeting: Meeting, step: str, *, error: str | None = None, blocked: str = "", status_code=200
+):
     title, text, button = CONFIRM[step]
     return render(
         request,
@@ -126,7 +131,30 @@ def _confirm_page(request: Request, meeting: Meeting, step: str, *, error: str |
         text=text.format(days=meeting.series.corrections_working_days),
         button=button,
         error=error,
+        blocked=blocked,
     )
+
+
+def _chair_words(meeting: Meeting) -> str:
+    return f"the chair, {meeting.chair.name}" if meeting.chair else "the chair (none is set for this meeting)"
+
+
+def why_not(session: Session, viewer: Principal, meeting: Meeting, step: str) -> str:
+    """Why `step` cannot be taken now by the viewer, in words naming who can ("" when it can)."""
+    minute = minutes.minute_of(session, meeting)
+    if minute is None:
+        return "There are no minutes for this meeting yet. They are started when the meeting is closed in the room."
+    if step == "approve":
+        if minute.status != MinutesStatus.draft:
+            return f"These minutes have already been approved by {_chair_words(meeting)}."
+        if meeting.chair_id != viewer.person_id:
+            return f"Only {_chair_words(meeting)}, can approve these minutes."
+        return ""
+    if minute.status == MinutesStatus.draft:
+        return f"The minutes must be approved by {_chair_words(meeting)}, before they can be circulated."
+    if minute.status != MinutesStatus.approved:
+        return "These minutes have already been circulated."
+    return ""
 
 
 def _may(session: Session, viewer: Principal, meeting: Meeting, step: str) -> bool:
@@ -140,8 +168,15 @@ def confirm_page(request: Request, session: DbSession, viewer: SignedIn, meeting
     if step not in CONFIRM:
         raise NotFound(step)
     meeting = access_meeting(session, viewer, meeting_id, "view")
-    _refuse_unless(_may(session, viewer, meeting, step), f"minutes.{step}")
-    return _confirm_page(request, meeting, step)
+    may = _may(session, viewer, meeting, step)
+    # Those who may read the minutes are told why they cannot take the step, and who can; others are refused.
+    _refuse_unless(
+        may or minutes.may_read(session, viewer, meeting, minutes.minute_of(session, meeting)), f"minutes.{step}"
+    )
+    blocked = why_not(session, viewer, meeting, step)
+    if not may and not blocked:
+        raise Forbidden(f"minutes.{step}")
+    return _confirm_page(request, meeting, step, blocked=blocked)
 
 
 @router.post("/{meeting_id}/minutes/{step}")
@@ -167,7 +202,8 @@ def confirm(request: Request, session: DbSession, viewer: SignedIn, meeting_id: 
     except Conflict as exc:
         session.rollback()
         meeting = access_meeting(session, viewer, meeting_id, "view")
-        return _confirm_page(request, meeting, step, error=f"{exc}. Nothing was changed.", status_code=409)
+        why = why_not(session, viewer, meeting, step) or f"{exc}."
+        return _confirm_page(request, meeting, step, error=f"{why} Nothing was changed.", status_code=409)
     done = "approved" if step == "approve" else "circulated"
     return RedirectResponse(f"/meetings/{meeting_id}/minutes?done={done}", status_code=303)
 
