@@ -39,7 +39,8 @@ ANSWER_KINDS = ("status_reply", "status_refusal", "action_reply_refused")
 
 
 def store_inbound(session: Session, *, raw: bytes, now: datetime) -> InboundMessage | None:
-    """Keep a received message exactly as it came; the same bytes twice are kept once."""
+    """Keep a received message exactly as it came; the same bytes twice are kept once, and so is a message with
+    the Message-ID and sender of one already kept (the same message delivered by two routes)."""
     if not raw or len(raw) > MAX_RAW_BYTES:
         return None
     digest = hashlib.sha256(raw).hexdigest()
@@ -47,12 +48,25 @@ def store_inbound(session: Session, *, raw: bytes, now: datetime) -> InboundMess
     if existing is not None:
         return existing
     headers = _parse(raw)
+    message_id = _header(headers, "Message-ID", 500)
+    sender = parseaddr(_header(headers, "From", 1000) or "")[1].lower() or None
+    if message_id and sender:
+        # The same message may arrive twice by different routes (SMTP and IMAP, say) with different trace
+        # headers: its Message-ID and sender say it is the one already kept.
+        existing = session.scalar(
+            select(InboundMessage)
+            .where(InboundMessage.message_id == message_id, InboundMessage.sender == sender)
+            .order_by(InboundMessage.id)
+            .limit(1)
+        )
+        if existing is not None:
+            return existing
     message = InboundMessage(
         sha256=digest,
         received_at=now,
         raw=raw,
-        message_id=_header(headers, "Message-ID", 500),
-        sender=(parseaddr(_header(headers, "From", 1000) or "")[1].lower() or None),
+        message_id=message_id,
+        sender=sender,
         recipient=_header(headers, "To", 320),
         subject=_header(headers, "Subject", 500),
         kind=InboundKind.unclassified,

@@ -281,3 +281,29 @@ def test_refusals_of_action_replies_are_capped_per_sender_per_day(session_factor
     assert len(kept) == REPLIES_PER_SENDER_PER_DAY + 3
     assert all(m.status == InboundStatus.needs_human for m in kept)
     assert session.get(Action, action_id).status == ActionStatus.open
+
+
+def test_the_same_reply_arriving_by_two_routes_is_applied_once(session_factory, session):
+    load(session_factory)
+    action_id, original = announced(session_factory, session)
+    raw = reply_to(original, "update: appointment booked for 6 January")
+    by_smtp = (
+        b"Received: from mx1.nhs.example.org by mx.kestrelford.example.org; Thu, 17 Dec 2026 11:00:01 +0000\r\n" + raw
+    )
+    by_imap = (
+        b"Received: from mx2.nhs.example.org by imap.kestrelford.example.org; Thu, 17 Dec 2026 11:00:05 +0000\r\n" + raw
+    )
+    first_id, first = deliver(session_factory, by_smtp)
+    second_id, second = deliver(session_factory, by_imap)
+    assert first.action_replies == 1 and second.action_replies == 0
+    assert second_id == first_id
+    session.expire_all()
+    action = session.get(Action, action_id)
+    assert [e.kind for e in action.events].count("update") == 1
+    assert len(session.scalars(select(InboundMessage)).all()) == 1
+    confirmations = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "action_reply_applied")).all()
+    assert len(confirmations) == 1
+    # Another sender reusing the Message-ID is a message of its own (kept, and refused).
+    spoof = raw.replace(CAMHS_REP.encode(), b"someone@elsewhere.example.com")
+    third_id, _ = deliver(session_factory, spoof)
+    assert third_id != first_id
