@@ -4,14 +4,27 @@ and the autosave endpoints' JSON answers."""
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from agencies.models import Agency
+from agencies.models import Agency, Person
 from caseconf.audit import AuditEvent
 from caseconf.db import transaction
-from meetings.models import Action, AgendaItem, AgendaItemKind, Decision, Invitation, Meeting, MeetingStatus, Referral
+from meetings.models import (
+    Action,
+    AgendaItem,
+    AgendaItemKind,
+    Contribution,
+    Decision,
+    Invitation,
+    Meeting,
+    MeetingStatus,
+    Minute,
+    Referral,
+)
+from tests.factories import DEMO_MONDAY, load_demo_series
 from tests.integration.test_meeting_room import COORDINATOR, ON_THE_DAY, set_up_clinic
 from tests.web.conftest import csrf_from, sign_in
 
@@ -179,3 +192,131 @@ def test_autosave_answers_json(client, session_factory, session, clinic):
     assert no_decision.status_code == 422
     without_token = client.post(f"{base}/items/{item.id}/notes", data={"text": "x", "base_version": "1"})
     assert without_token.status_code == 403
+
+
+def end_the_meeting(client, session, clinic) -> AgendaItem:
+    """Open, decide every item (one action on the first), end; returns the first referral item."""
+    base = f"/meetings/{clinic}/room"
+    post(client, f"{base}/open", {})
+    item = first_referral_item(session, clinic)
+    for other in session.get(Meeting, clinic).items:
+        if other.kind == AgendaItemKind.referral:
+            assert post(
+                client, f"{base}/items/{other.id}/decision", {"option": "support_agreed", "rationale": "Agreed"}
+            )
+        elif other.kind == AgendaItemKind.action_review:
+            post(client, f"{base}/items/{other.id}/review", {"outcome": "done"})
+    camhs = session.scalar(select(Agency.id).where(Agency.code == "CAMHS"))
+    rep = session.scalar(select(Person.id).where(Person.email == REP))
+    added = post(
+        client,
+        f"{base}/items/{item.id}/actions",
+        {
+            "description": "Book a CAMHS assessment and tell the school the date",
+            "owner": f"agency:{camhs}",
+            "owner_person_id": str(rep),
+            "due_on": "2026-12-10",
+        },
+    )
+    assert added.status_code == 303
+    assert post(client, f"{base}/end", {}).status_code == 303
+    session.expire_all()
+    return item
+
+
+def test_after_the_end_only_notes_and_the_summary_are_open(client, session_factory, session, clinic):
+    sign_in(client, session_factory, COORDINATOR)
+    base = f"/meetings/{clinic}/room"
+    page = room(client, clinic)
+    assert "Not started: the agenda is closed" in page.text
+    item = end_the_meeting(client, session, clinic)
+    action_id = session.scalar(select(Action.id).where(Action.agenda_item_id == item.id))
+    page = room(client, clinic).text
+    assert f'action="{base}/items/{item.id}/decision"' not in page
+    assert f'action="{base}/items/{item.id}/actions"' not in page
+    assert f'action="{base}/actions/{action_id}"' not in page
+    assert f'action="{base}/actions/{action_id}/remove"' not in page
+    assert "can no longer be changed here" in page
+    assert f'action="{base}/items/{item.id}/notes"' in page
+    assert 'id="summary"' in page and f'action="{base}/summary"' in page
+    assert "Ended at 1:30pm (started at 1:30pm); the minutes are in draft" in page
+    refused = post(client, f"{base}/items/{item.id}/decision", {"option": "closed", "rationale": "Later"})
+    assert refused.status_code == 409 and "decisions and actions have gone to the school" in refused.text
+    assert session.scalar(select(Decision.outcome).where(Decision.agenda_item_id == item.id)) == "support_agreed"
+    saved = post(
+        client, f"{base}/summary", {"text": "Quorate; two referrals.", "base_version": "1"}, **{"X-Autosave": "1"}
+    )
+    assert saved.status_code == 200 and saved.json()["version"] == 2
+    assert session.scalar(select(Minute.summary).where(Minute.meeting_id == clinic)) == "Quorate; two referrals."
+
+
+def test_the_room_of_a_meeting_whose_minutes_are_circulated(client, session_factory, session, clinic):
+    sign_in(client, session_factory, COORDINATOR)
+    with transaction(session_factory) as s:
+        s.get(Meeting, clinic).status = MeetingStatus.minutes_circulated
+    page = client.get(f"/meetings/{clinic}/room")
+    assert page.status_code == 200
+    assert "The meeting is over" in page.text and "minutes have been circulated" in page.text
+    assert f'href="/meetings/{clinic}/minutes"' in page.text
+
+
+def test_a_past_meeting_never_closed_says_it_was_not_held(client, session_factory, session, clock):
+    _, meetings = load_demo_series(session_factory, DEMO_MONDAY)
+    meeting_id = meetings[date(2026, 12, 3)]
+    clock.at = ON_THE_DAY + timedelta(days=7)
+    sign_in(client, session_factory, COORDINATOR)
+    page = room(client, meeting_id).text
+    assert "was not held here" in page and "no agenda" in page
+    assert "opens on the day of the meeting" not in page
+    assert "Changes are saved" not in page
+
+
+def test_plain_words_for_replies_and_states(client, session_factory, session, clinic):
+    sign_in(client, session_factory, COORDINATOR)
+    base = f"/meetings/{clinic}/room"
+    post(client, f"{base}/open", {})
+    page = room(client, clinic).text
+    assert "needs action" not in page and "Reply: No reply" in page
+    assert "In progress: started at 1:30pm" in page
+    assert "Papers sent:" not in page
+
+
+def test_contribution_sharing_chosen_without_a_script(client, session_factory, session, clinic):
+    sign_in(client, session_factory, COORDINATOR)
+    base = f"/meetings/{clinic}/room"
+    post(client, f"{base}/open", {})
+    item = first_referral_item(session, clinic)
+    camhs = session.scalar(select(Agency.id).where(Agency.code == "CAMHS"))
+    page = room(client, clinic).text
+    assert f'id="contribution-{item.id}-{camhs}-visibility"' in page
+    response = client.post(
+        f"{base}/items/{item.id}/contributions/{camhs}",
+        data={
+            "csrf_token": csrf_from(page),
+            "text": "Open to CAMHS",
+            "base_version": "0",
+            "visibility": "named_agencies",
+            "visible_to_agencies": ["CAMHS", "MASH"],
+        },
+    )
+    assert response.status_code == 303
+    row = session.scalar(select(Contribution).where(Contribution.agenda_item_id == item.id))
+    assert (row.visibility, row.visible_to_agencies) == ("named_agencies", ["CAMHS", "MASH"])
+
+
+def test_autosave_checks_its_own_text(client, session_factory, session, clinic):
+    sign_in(client, session_factory, COORDINATOR)
+    base = f"/meetings/{clinic}/room"
+    post(client, f"{base}/open", {})
+    item = first_referral_item(session, clinic)
+    post(client, f"{base}/items/{item.id}/decision", {"option": "support_agreed", "rationale": "Agreed"})
+    auto = {"X-Autosave": "1"}
+    url = f"{base}/items/{item.id}/decision"
+    assert post(client, f"{url}/dissent", {"text": "Police disagree", "base_version": "1", "base_text": ""}, **auto)
+    ours = post(
+        client, f"{url}/rationale", {"text": "Agreed by most", "base_version": "1", "base_text": "Agreed"}, **auto
+    )
+    assert ours.status_code == 200 and ours.json()["version"] == 3
+    stale = post(client, f"{url}/dissent", {"text": "None", "base_version": "3", "base_text": ""}, **auto)
+    assert stale.status_code == 409
+    assert stale.json() == {"theirs": "Police disagree", "yours": "None", "version": 3}
