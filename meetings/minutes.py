@@ -15,7 +15,6 @@ and approved-and-circulated minutes (minutes_due_working_days). overdue_steps li
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,6 @@ from caseconf.clock import london, london_text, london_today
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from meetings import agenda, papers
 from meetings.access import Principal, can_on_meeting, invitation_for
-from meetings.documents import PDF, store_file
 from meetings.edits import save_text
 from meetings.models import (
     Action,
@@ -413,34 +411,25 @@ def store_pdfs(
     """The full minutes and one per invited agency, as Documents of this minutes version; agencies with the
     same view share one rendering. Files are removed again if the transaction rolls back."""
     contributions = papers._contributions(session, meeting)
-    rendered: dict[papers.View, bytes] = {}
-    stored: dict[int | None, Document] = {}
-    for agency in [None, *_reading_agencies(meeting)]:
-        reader = Reader(agency is None, agency)
-        view = _view(reader, contributions)
-        if agency is None:
-            data = build_pdf(session, meeting, reader)
-        else:
-            if view not in rendered:
-                rendered[view] = build_pdf(session, meeting, reader)
-            data = rendered[view]
-        sha256 = hashlib.sha256(data).hexdigest()
-        document = Document(
+    stored = {
+        agency.id if agency else None: papers.store_pdf(
+            session,
+            meeting,
             kind=DocumentKind.minutes,
-            sha256=sha256,
-            size_bytes=len(data),
-            content_type=PDF,
-            original_filename=pdf_filename(meeting, minute, agency),
+            agency=agency,
+            version=minute.version,
+            filename=pdf_filename(meeting, minute, agency),
             description="Minutes" if agency is None else f"Minutes for {agency.name}",
-            meeting_id=meeting.id,
-            agency_id=agency.id if agency else None,
-            papers_version=minute.version,
-            created_at=now,
+            data=data,
+            now=now,
+            storage_dir=storage_dir,
         )
-        session.add(document)
-        session.flush()
-        store_file(session, storage_dir, document, data)
-        stored[agency.id if agency else None] = document
+        for agency, data in papers.per_view(
+            _reading_agencies(meeting),
+            lambda agency: _view(Reader(False, agency), contributions),
+            lambda agency: build_pdf(session, meeting, Reader(agency is None, agency)),
+        )
+    }
     audit.record(
         session,
         now=now,
@@ -477,16 +466,7 @@ def ensure_pdfs(session: Session, meeting: Meeting, *, now: datetime, storage_di
 
 def current_pdf(session: Session, meeting: Meeting, *, agency_id: int | None) -> Document | None:
     """The latest stored minutes for an agency (None: the full minutes)."""
-    return session.scalar(
-        select(Document)
-        .where(
-            Document.kind == DocumentKind.minutes,
-            Document.meeting_id == meeting.id,
-            Document.agency_id.is_(None) if agency_id is None else Document.agency_id == agency_id,
-        )
-        .order_by(Document.papers_version.desc(), Document.id.desc())
-        .limit(1)
-    )
+    return papers.latest_document(session, meeting, kind=DocumentKind.minutes, agency_id=agency_id)
 
 
 # ---- who may do what ------------------------------------------------------------------------------

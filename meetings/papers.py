@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -234,27 +235,85 @@ def build_pack(session: Session, meeting: Meeting, *, agency: Agency | None = No
     return _to_pdf(html)
 
 
-def store_pack(
-    session: Session, meeting: Meeting, *, agency: Agency | None, data: bytes, now: datetime, storage_dir: Path
+def store_pdf(
+    session: Session,
+    meeting: Meeting,
+    *,
+    kind: DocumentKind,
+    agency: Agency | None,
+    version: int,
+    filename: str,
+    description: str,
+    data: bytes,
+    now: datetime,
+    storage_dir: Path,
 ) -> Document:
-    """Keep a pack as a Document of this papers version. The file is written now and removed again
-    if the transaction rolls back, so a failed circulation leaves neither row nor file."""
-    sha256 = hashlib.sha256(data).hexdigest()
+    """Keep a generated PDF (a papers pack or minutes) as a Document of the meeting. The file is written now
+    and removed again if the transaction rolls back, so a failed run leaves neither row nor file."""
     document = Document(
-        kind=DocumentKind.papers_pack,
-        sha256=sha256,
+        kind=kind,
+        sha256=hashlib.sha256(data).hexdigest(),
         size_bytes=len(data),
         content_type=PDF,
-        original_filename=pack_filename(meeting, agency),
-        description="Papers pack" if agency is None else f"Papers pack for {agency.name}",
+        original_filename=filename,
+        description=description,
         meeting_id=meeting.id,
         agency_id=agency.id if agency else None,
-        papers_version=meeting.papers_version,
+        papers_version=version,
         created_at=now,
     )
     session.add(document)
     session.flush()
     store_file(session, storage_dir, document, data)
+    return document
+
+
+def per_view(
+    agencies: list[Agency], view_of: Callable[[Agency], View], render: Callable[[Agency | None], bytes]
+) -> list[tuple[Agency | None, bytes]]:
+    """The full rendering, then one per agency; agencies with the same view share one rendering."""
+    rendered: dict[View, bytes] = {}
+    found: list[tuple[Agency | None, bytes]] = [(None, render(None))]
+    for agency in agencies:
+        view = view_of(agency)
+        if view not in rendered:
+            rendered[view] = render(agency)
+        found.append((agency, rendered[view]))
+    return found
+
+
+def latest_document(
+    session: Session, meeting: Meeting, *, kind: DocumentKind, agency_id: int | None
+) -> Document | None:
+    """The meeting's latest generated document of `kind` for an agency (None: the full one)."""
+    return session.scalar(
+        select(Document)
+        .where(
+            Document.kind == kind,
+            Document.meeting_id == meeting.id,
+            Document.agency_id.is_(None) if agency_id is None else Document.agency_id == agency_id,
+        )
+        .order_by(Document.papers_version.desc(), Document.id.desc())
+        .limit(1)
+    )
+
+
+def store_pack(
+    session: Session, meeting: Meeting, *, agency: Agency | None, data: bytes, now: datetime, storage_dir: Path
+) -> Document:
+    """Keep a pack as a Document of this papers version."""
+    document = store_pdf(
+        session,
+        meeting,
+        kind=DocumentKind.papers_pack,
+        agency=agency,
+        version=meeting.papers_version,
+        filename=pack_filename(meeting, agency),
+        description="Papers pack" if agency is None else f"Papers pack for {agency.name}",
+        data=data,
+        now=now,
+        storage_dir=storage_dir,
+    )
     audit.record(
         session,
         now=now,
@@ -264,7 +323,7 @@ def store_pack(
         meeting_id=meeting.id,
         agency_id=document.agency_id,
         papers_version=meeting.papers_version,
-        sha256=sha256,
+        sha256=document.sha256,
     )
     return document
 
@@ -279,28 +338,21 @@ def build_and_store_packs(
 ) -> dict[int | None, Document]:
     """The full pack plus one Document per agency; agencies with the same view share one rendering."""
     contributions = _contributions(session, meeting)
-    rendered: dict[View, bytes] = {}
-    stored: dict[int | None, Document] = {}
-    for agency in [None, *agencies]:
+
+    def render(agency: Agency | None) -> bytes:
         view = view_for(agency, contributions)
-        if view not in rendered:
-            html = _render(session, meeting, view=view, audience=audience_of(view, agency), contributions=contributions)
-            rendered[view] = _to_pdf(html)
-        stored[agency.id if agency else None] = store_pack(
-            session, meeting, agency=agency, data=rendered[view], now=now, storage_dir=storage_dir
+        return _to_pdf(
+            _render(session, meeting, view=view, audience=audience_of(view, agency), contributions=contributions)
         )
-    return stored
+
+    return {
+        agency.id if agency else None: store_pack(
+            session, meeting, agency=agency, data=data, now=now, storage_dir=storage_dir
+        )
+        for agency, data in per_view(agencies, lambda agency: view_for(agency, contributions), render)
+    }
 
 
 def current_pack(session: Session, meeting: Meeting, *, agency_id: int | None) -> Document | None:
     """The latest pack of the meeting for an agency (None: the full pack), if papers have gone out."""
-    return session.scalar(
-        select(Document)
-        .where(
-            Document.kind == DocumentKind.papers_pack,
-            Document.meeting_id == meeting.id,
-            Document.agency_id.is_(None) if agency_id is None else Document.agency_id == agency_id,
-        )
-        .order_by(Document.papers_version.desc(), Document.id.desc())
-        .limit(1)
-    )
+    return latest_document(session, meeting, kind=DocumentKind.papers_pack, agency_id=agency_id)

@@ -182,6 +182,7 @@ def test_the_chair_reads_everything_and_each_agency_what_its_sharing_group_may(s
     for mark in (HEALTH_MARK, SAFETY_MARK, SHARED_MARK, CAMHS_ONLY_MARK, POLICE_NAMED_MARK):
         assert mark in full
     assert "OFFICIAL-SENSITIVE" in full and "Support agreed" in full
+    assert "no onward sharing without the agreement" in full and "Destroy after" not in full
     assert "Police would have preferred a strategy discussion." in full
     assert "Apologies, information sent: Report sent on 2 December" in full
     assert "The chair read the confidentiality statement" in full

@@ -100,6 +100,8 @@ def test_the_pack_has_the_agenda_and_each_variant_only_its_sections(session_fact
     assert "13:30–13:45" in full and "13:45–14:00" in full
     assert "North Hot Clinic" in full and "Thursday 3 December 2026 at 1:30pm" in full
     assert "OFFICIAL-SENSITIVE" in full and "Page 1 of" in full
+    assert "Destroy after the meeting" in full  # the pack's own footer on the page shared with the minutes
+    assert "no onward sharing" not in full
     # The attendance list, with replies so far.
     assert "Police Rep" in full and "No reply yet" in full and "Priya North" in full and "Coming" in full
     # The child is named inside the pack (reached only through the portal).
