@@ -238,39 +238,76 @@ def working_days_before(day: date, days: int) -> date:
     return day
 
 
-def next_step(action: Action, series: MeetingSeries | None, today: date) -> Step | None:
+def next_step(
+    action: Action, series: MeetingSeries | None, today: date, *, since: datetime | None = None
+) -> Step | None:
     """Which ledger step is due today for an open action, or None. One step at a time, in order:
     assigned first (any day); then, on working days only, the reminder (from `reminder` working days
     before the due date, until the day before it), chase 1 on (or from) the due date, and each next
     chase `chase_every` working days after the last chase or escalation; after `escalate_after`
-    chases, the escalation comes in the next chase's place, once."""
+    chases, the escalation comes in the next chase's place, once.
+
+    `since`: when the due date last changed (due_date_changed_at). Reminders, chases and escalations taken
+    before then were for the old date: the new date gets its own reminder, chase 1 and escalation. Step
+    numbers carry on from the old ones, so each ledger step is still recorded once."""
     if action.status != ActionStatus.open:
         return None
     reminder_days = series.action_reminder_working_days if series is not None else 2
     every = series.chase_every_working_days if series is not None else 3
     escalate_after = series.escalate_after_chases if series is not None else 2
     taken: dict[str, list[ActionEvent]] = {}
+    earlier: dict[str, list[ActionEvent]] = {}
     for event in action.events:
-        taken.setdefault(event.kind, []).append(event)
+        current = since is None or event.kind == ActionEventKind.assigned or event.occurred_at >= since
+        (taken if current else earlier).setdefault(event.kind, []).append(event)
     if ActionEventKind.assigned not in taken:
         return Step(ActionEventKind.assigned, 0)
     if not is_working_day(today):
         return None
+
+    def next_number(kind: ActionEventKind, first: int) -> int:
+        steps = [e.step for e in taken.get(kind, []) + earlier.get(kind, [])]
+        return max(steps) + 1 if steps else first
+
     due = action.due_on
     chases = taken.get(ActionEventKind.chase, [])
     if today < due:
         if ActionEventKind.reminder not in taken and not chases and today >= working_days_before(due, reminder_days):
-            return Step(ActionEventKind.reminder, 0)
+            return Step(ActionEventKind.reminder, next_number(ActionEventKind.reminder, 0))
         return None
     if not chases:
-        return Step(ActionEventKind.chase, 1)
+        return Step(ActionEventKind.chase, next_number(ActionEventKind.chase, 1))
     escalations = taken.get(ActionEventKind.escalation, [])
     last = max(e.occurred_at for e in chases + escalations)
     if today < add_working_days(london_today(last), every):
         return None
     if len(chases) >= escalate_after and not escalations:
-        return Step(ActionEventKind.escalation, 0)
-    return Step(ActionEventKind.chase, max(e.step for e in chases) + 1)
+        return Step(ActionEventKind.escalation, next_number(ActionEventKind.escalation, 0))
+    return Step(ActionEventKind.chase, next_number(ActionEventKind.chase, 1))
+
+
+KEPT_OPEN_AT_REVIEW = "action.reviewed_keep_open"  # the meeting room's review: kept open with a new due date
+
+
+def due_date_changed_at(session: Session, action: Action) -> datetime | None:
+    """When the action's due date last changed after it was agreed (an update with a new due date, or kept
+    open at a review with one), from its audit trail; None when it never has."""
+    changes = session.scalars(
+        select(audit.AuditEvent)
+        .where(
+            audit.AuditEvent.record_type == "action",
+            audit.AuditEvent.record_id == str(action.id),
+            audit.AuditEvent.action.in_([*(f"action.{kind}" for kind in UPDATE_KINDS), KEPT_OPEN_AT_REVIEW]),
+        )
+        .order_by(audit.AuditEvent.occurred_at.desc(), audit.AuditEvent.id.desc())
+    )
+    for change in changes:
+        if change.action == KEPT_OPEN_AT_REVIEW:
+            return change.occurred_at  # a meeting kept it open with a new due date
+        detail = change.detail or {}
+        if detail.get("old_due_on") and detail.get("old_due_on") != detail.get("due_on"):
+            return change.occurred_at
+    return None
 
 
 def take_step(action: Action, step: Step, *, now: datetime, note: str | None = None) -> ActionEvent:
@@ -286,8 +323,11 @@ def is_overdue(action: Action, today: date) -> bool:
     return action.status == ActionStatus.open and action.due_on < today
 
 
-def chase_count(action: Action) -> int:
-    return sum(1 for e in action.events if e.kind == ActionEventKind.chase)
+def chase_count(action: Action, *, since: datetime | None = None) -> int:
+    """The chases taken (since the due date last changed, with `since`)."""
+    return sum(
+        1 for e in action.events if e.kind == ActionEventKind.chase and (since is None or e.occurred_at >= since)
+    )
 
 
 # ---- open actions back on the agenda -------------------------------------------------------------------

@@ -169,7 +169,8 @@ def _announceable(session: Session, action: Action) -> bool:
 
 def _due_step(session: Session, action: Action, *, now: datetime) -> action_service.Step | None:
     meeting = action_service.meeting_of(session, action)
-    step = action_service.next_step(action, meeting.series if meeting else None, london_today(now))
+    since = action_service.due_date_changed_at(session, action)
+    step = action_service.next_step(action, meeting.series if meeting else None, london_today(now), since=since)
     if step is not None and step.kind == ActionEventKind.assigned and not _announceable(session, action):
         return None
     return step
@@ -204,7 +205,7 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
     common = {"series_name": series.name if series else "clinic"}
     sent = 0
     if step.kind == ActionEventKind.escalation:
-        chases = action_service.chase_count(action)
+        chases = action_service.chase_count(action, since=action_service.due_date_changed_at(session, action))
         owner_name = action.owner_person.name if action.owner_person else ""
         told: list[tuple[str, str, bool]] = []
         if meeting is not None and meeting.chair is not None and meeting.chair.active:
@@ -238,8 +239,9 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
         }[step.kind]
         extra = {}
         if step.kind == ActionEventKind.chase:
+            since = action_service.due_date_changed_at(session, action)
             extra = {
-                "chase": step.step,
+                "chase": action_service.chase_count(action, since=since),  # counted from the latest due date
                 "due_today": london_today(now) == action.due_on,
                 "escalate_after": series.escalate_after_chases if series else 2,
             }

@@ -151,3 +151,44 @@ def test_next_step_is_one_at_a_time_and_never_on_a_weekend():
     chased = _action(DUE, assigned, ("chase", 1, DUE), ("chase", 2, date(2026, 12, 30)))
     assert next_step(chased, _Series, date(2027, 1, 4)) is None
     assert next_step(chased, _Series, date(2027, 1, 5)) == Step(ActionEventKind.escalation, 0)
+
+
+def test_a_new_due_date_gets_a_new_reminder_and_chase_before_any_escalation(session_factory, session):
+    load(session_factory)
+    action_id = make_action(session_factory, due_on=DUE, now=at(date(2026, 12, 16), 8))
+
+    def run(first: date, last: date) -> dict[date, list[str]]:
+        taken: dict[date, list[str]] = {}
+        day = first
+        while day <= last:
+            for hour in (9, 9, 15):
+                for _, step in sweep(session_factory, at(day, hour), only=action_id):
+                    taken.setdefault(day, []).append(step)
+            day += timedelta(days=1)
+        return taken
+
+    before = run(date(2026, 12, 16), date(2026, 12, 30))
+    assert before[date(2026, 12, 30)] == ["chase 2"]  # two chases: escalation would be next
+    with transaction(session_factory) as s:
+        update_action(
+            s,
+            s.get(Action, action_id),
+            kind="update",
+            note="Waiting for the family; new date agreed",
+            by_person_id=None,
+            now=at(date(2026, 12, 31), 10),
+            new_due_on=date(2027, 1, 20),
+        )
+    after = run(date(2026, 12, 31), date(2027, 1, 28))
+    assert after == {
+        date(2027, 1, 18): ["reminder"],  # 2 working days before the new due date
+        date(2027, 1, 20): ["chase 3"],  # the new date's first chase (ledger numbers carry on)
+        date(2027, 1, 25): ["chase 4"],
+        date(2027, 1, 28): ["escalation"],  # only after two chases about the new date
+    }
+    session.expire_all()
+    ledger = [(e.kind, e.step) for e in session.get(Action, action_id).events if e.kind != "update"]
+    assert len(ledger) == len(set(ledger))  # each step recorded once
+    chases = [e for e in emails_about(session, action_id) if e.kind == "action_chase"]
+    assert "This is reminder" not in chases[2].body_text  # the new date's first chase
+    assert "This is reminder 2." in chases[3].body_text
