@@ -1,6 +1,8 @@
 """The minute-taker's journey in a real browser: open the room on the day, attendance, notes, a decision and
 two actions; the wifi drops and comes back with nothing lost; someone else's newer text is shown beside
-theirs and "Keep mine" keeps it; the meeting ends. Each main state is checked with axe."""
+theirs and "Keep mine" keeps it; a stale dissent is never saved over someone else's; the meeting ends and the
+summary is written; text stranded by the approval is shown for copying; signing out forgets kept text. Each
+main state is checked with axe."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from meetings.models import (
     Invitation,
     Meeting,
     MeetingStatus,
+    Minute,
     Referral,
 )
 from tests.factories import DEMO_MONDAY
@@ -59,6 +62,7 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     item_id, reference = item.id, item.referral.reference
     camhs_id = session.scalar(select(Agency.id).where(Agency.code == "CAMHS"))
     camhs_rep = session.scalar(select(Person).where(Person.email == "camhs.rep@kestrelford.example.org"))
+    me = session.scalar(select(Person.id).where(Person.email == COORDINATOR))
     police = session.scalar(
         select(Invitation)
         .join(Agency, Agency.id == Invitation.agency_id)
@@ -119,6 +123,38 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     session.expire_all()
     assert session.scalar(select(Decision.outcome).where(Decision.agenda_item_id == item_id)) == "support_agreed"
 
+    # The chair records a dissent from another laptop; this page saves its rationale (its own text, so no
+    # false conflict), but its empty dissent box never overwrites the chair's dissent: both are shown.
+    with transaction(session_factory) as s:
+        m = s.get(Meeting, meeting_id)
+        meeting_room.save_decision_text(
+            s,
+            m,
+            item_id,
+            "dissent",
+            text="Police would have closed it.",
+            base_version=1,
+            now=ON_THE_DAY,
+            actor_id=m.chair_id,
+        )
+    rationale = "Agreed that school and CAMHS act together on the route home, from next week."
+    page.locator(f"#decision-{item_id}-rationale").fill(rationale)
+
+    def decision_texts():
+        session.expire_all()
+        row = session.scalar(select(Decision).where(Decision.agenda_item_id == item_id))
+        return row.rationale, row.dissent
+
+    wait_for_db(lambda: decision_texts()[0] == rationale)
+    assert page.locator(".app-room-conflict").count() == 0
+    page.locator(f"#decision-{item_id}-dissent").fill("None.")
+    dissent_conflict = page.locator(".app-room-conflict")
+    dissent_conflict.wait_for()
+    assert dissent_conflict.locator("[data-conflict='theirs']").inner_text() == "Police would have closed it."
+    assert decision_texts() == (rationale, "Police would have closed it.")
+    dissent_conflict.get_by_role("button", name="Keep theirs").click()
+    assert page.locator(f"#decision-{item_id}-dissent").input_value() == "Police would have closed it."
+
     # Two actions: one for CAMHS, one for the school (vague at first: the page prompts).
     section = page.locator(f"section[aria-labelledby='item-{item_id}']")
     prefix = f"#action-{item_id}-"
@@ -150,7 +186,7 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     notes = page.locator(f"#notes-{item_id}")
     notes.fill(typed_offline)
     page.get_by_text(re.compile("Offline — 1 change waiting")).wait_for()
-    kept = page.evaluate(f"() => JSON.parse(localStorage.getItem('caseconf-room:{meeting_id}:notes-{item_id}'))")
+    kept = page.evaluate(f"() => JSON.parse(localStorage.getItem('caseconf-room:{me}:{meeting_id}:notes-{item_id}'))")
     assert kept["text"] == typed_offline
     assert notes_of(session, item_id) != typed_offline
     shot(page, "meeting-room-offline")
@@ -160,7 +196,7 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     page.get_by_text(re.compile(r"Saved at \d\d:\d\d")).wait_for()
     wait_for_db(lambda: notes_of(session, item_id) == typed_offline)
     assert "Offline" not in status.inner_text()
-    assert page.evaluate(f"() => localStorage.getItem('caseconf-room:{meeting_id}:notes-{item_id}')") is None
+    assert page.evaluate(f"() => localStorage.getItem('caseconf-room:{me}:{meeting_id}:notes-{item_id}')") is None
 
     # Someone else (the chair, on another laptop) saves a newer text; this page's next save is refused and
     # both texts are shown; "Keep mine" saves it over theirs on purpose.
@@ -220,3 +256,36 @@ def test_minute_taker_journey(server, page, settings, session_factory, session, 
     assert ended.ended_at == clock.now()
     assert session.get(Referral, item.referral_id).status == "actions_open"
     assert notes_of(session, item_id) == final
+
+    # After the end: no decision or action forms; the summary of the minutes is saved as it is typed.
+    assert page.locator(f"#decision-{item_id}-option").count() == 0
+    assert page.get_by_role("button", name="Add the action").count() == 0
+    page.locator("#summary").fill("Two referrals discussed; the meeting was quorate.")
+
+    def summary() -> str:
+        session.expire_all()
+        return session.scalar(select(Minute.summary).where(Minute.meeting_id == meeting_id))
+
+    wait_for_db(lambda: summary() == "Two referrals discussed; the meeting was quorate.")
+
+    # Text typed offline is stranded when the chair approves the minutes meanwhile: shown for copying.
+    page.context.set_offline(True)
+    stranded = final + " One more line typed on the train."
+    page.locator(f"#notes-{item_id}").fill(stranded)
+    page.get_by_text(re.compile("Offline — 1 change waiting")).wait_for()
+    with transaction(session_factory) as s:
+        s.get(Meeting, meeting_id).status = MeetingStatus.minutes_approved
+    page.context.set_offline(False)
+    page.reload()
+    copy = page.locator(f"textarea[data-stranded='notes-{item_id}']")
+    copy.wait_for()
+    assert copy.input_value() == stranded
+    assert notes_of(session, item_id) == final
+    assert "Changes are saved as you type" not in page.locator("#room-save-status").inner_text()
+    shot(page, "meeting-room-stranded")
+
+    # Signing out forgets what this browser kept for the room.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_load_state()
+    left = page.evaluate("() => Object.keys(localStorage).filter((key) => key.startsWith('caseconf-room:'))")
+    assert left == []

@@ -476,7 +476,9 @@ def save_summary(request: Request, session: DbSession, viewer: SignedIn, meeting
             session, meeting, text=text, base_version=base, now=now_of(request), actor_id=viewer.person_id
         )
 
-    return _save_text(request, session, viewer, meeting_id, form, field_id="summary", anchor="#summary", save=save)
+    return _save_text(
+        request, session, viewer, meeting_id, form, field_id="summary", anchor="#minutes-summary", save=save
+    )
 
 
 # ---- decisions, actions, reviews, the end ---------------------------------------------------------------

@@ -280,7 +280,13 @@ if (room) {
         "It was kept in this browser, but this text can no longer be changed here. Copy it if you still need it.",
       ),
     );
-    const copy = element("textarea", { class: "govuk-textarea", rows: "4", readonly: "", "data-stranded": key });
+    const copy = element("textarea", {
+      class: "govuk-textarea",
+      rows: "4",
+      readonly: "",
+      "data-stranded": key,
+      "aria-labelledby": `${key}-stranded-title`,
+    });
     copy.value = kept.text;
     box.appendChild(copy);
     const forget = element("button", { type: "button", class: "govuk-button govuk-button--secondary" }, "I have copied it: forget it");
