@@ -289,6 +289,10 @@ def test_contribution_sharing_chosen_without_a_script(client, session_factory, s
     camhs = session.scalar(select(Agency.id).where(Agency.code == "CAMHS"))
     page = room(client, clinic).text
     assert f'id="contribution-{item.id}-{camhs}-visibility"' in page
+    # Every agency CAMHS shares with by default is sent with the form, invited to this meeting or not.
+    for code in ("CAMHS", "HEALTH", "LADO", "MASH", "SAFEGUARDING", "SOCIAL_CARE"):
+        assert f'value="{code}" data-sharing-of="contribution-{item.id}-{camhs}"' in page, code
+    assert f'value="POLICE" data-sharing-of="contribution-{item.id}-{camhs}" checked' not in page
     response = client.post(
         f"{base}/items/{item.id}/contributions/{camhs}",
         data={

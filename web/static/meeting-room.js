@@ -108,7 +108,9 @@ if (room) {
     const form = field.textarea.form;
     const select = form && form.querySelector('select[name="visibility"]');
     if (!select) return null;
-    const codes = [...form.querySelectorAll('input[name="visible_to_agencies"]:checked')].map((box) => box.value);
+    // Ticked agencies, and those named already that are not invited to this meeting (kept as they were).
+    const named = form.querySelectorAll('input[name="visible_to_agencies"]:checked, input[type="hidden"][name="visible_to_agencies"]');
+    const codes = [...named].map((box) => box.value);
     return { visibility: select.value, codes };
   }
 
