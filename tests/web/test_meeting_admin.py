@@ -263,3 +263,22 @@ def test_unknown_ids_are_not_found(client, session_factory, demo):
     sign_in(client, session_factory, COORDINATOR)
     assert client.get("/admin/meetings/99999").status_code == 404
     assert client.get("/admin/series/99999999999").status_code == 404
+
+
+def test_both_series_forms_show_the_follow_through_timings_from_one_partial(client, session_factory, demo):
+    sign_in(client, session_factory, "admin@kestrelford.example.org")
+    for url in (f"/admin/series/{demo['series']}/edit", "/admin/series/new"):
+        page = client.get(url).text
+        assert "After the meeting" in page
+        for name in (
+            "outcome_due_working_days",
+            "minutes_due_working_days",
+            "corrections_working_days",
+            "action_reminder_working_days",
+            "chase_every_working_days",
+            "escalate_after_chases",
+            "blockage_working_days",
+        ):
+            assert f'name="{name}"' in page, (url, name)
+    edit = client.get(f"/admin/series/{demo['series']}/edit").text
+    assert 'id="corrections_working_days" name="corrections_working_days" type="text" value="10"' in edit
