@@ -42,6 +42,7 @@ from meetings.referral_rules import OPEN_STATUSES
 from meetings.working_days import working_days_between
 from notifications.emails import MailContext, queue_email, queue_referral_status, school_recipients
 from notifications.models import InboundKind, InboundMessage, InboundStatus, OutboundMessage
+from notifications.outbox import enqueue
 
 TOKEN_LENGTH = 20
 TAG_LENGTH = 8
@@ -189,7 +190,8 @@ def actions_due_follow_up(session: Session, *, now: datetime) -> list[int]:
 
 def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: MailContext) -> str | None:
     """Take the action's due ledger step (new action, reminder, chase k or escalation) and queue its emails.
-    Returns the step's name, or None when nothing was due (already done by another run, say)."""
+    Returns the step's name, or None when nothing was due (already done by another run, say) or no one would
+    receive it (the step is then not taken; the coordinators are told once)."""
     action = session.get(Action, action_id, with_for_update=True, populate_existing=True)
     if action is None:
         return None
@@ -199,14 +201,9 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
         return None
     meeting = action_service.meeting_of(session, action)
     series = meeting.series if meeting is not None else None
-    action_service.take_step(action, step, now=now)
-    session.flush()
     key = f"action:{action.id}:{step.kind}:{step.step}"
     common = {"series_name": series.name if series else "clinic"}
-    sent = 0
     if step.kind == ActionEventKind.escalation:
-        chases = action_service.chase_count(action, since=action_service.due_date_changed_at(session, action))
-        owner_name = action.owner_person.name if action.owner_person else ""
         told: list[tuple[str, str, bool]] = []
         if meeting is not None and meeting.chair is not None and meeting.chair.active:
             told.append((meeting.chair.email, meeting.chair.name, True))
@@ -215,6 +212,13 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
             told.append((lead, f"{action.owner_agency.name} lead contact", False))
         if not told:
             told = [(p.email, p.name, True) for p in coordinators(session)]
+        if not told:
+            return None  # no one to escalate to: the step waits until there is someone
+        action_service.take_step(action, step, now=now)
+        session.flush()
+        chases = action_service.chase_count(action, since=action_service.due_date_changed_at(session, action))
+        owner_name = action.owner_person.name if action.owner_person else ""
+        sent = 0
         for email, name, as_chair in dict((t[0].lower(), t) for t in told).values():
             queue_about_action(
                 session,
@@ -232,6 +236,14 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
             )
             sent += 1
     else:
+        recipients = owner_recipients(session, action)
+        if not recipients:
+            # Nobody would receive it: no reminder or chase is recorded (so no escalation follows on chases
+            # nobody got), and the coordinators are told once that the action needs someone to send it to.
+            _tell_coordinators_no_recipient(session, action, mail=mail, now=now, step=step)
+            return None
+        action_service.take_step(action, step, now=now)
+        session.flush()
         template = {
             ActionEventKind.assigned: "action_assigned",
             ActionEventKind.reminder: "action_reminder",
@@ -245,7 +257,8 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
                 "due_today": london_today(now) == action.due_on,
                 "escalate_after": series.escalate_after_chases if series else 2,
             }
-        for recipient in owner_recipients(session, action):
+        sent = 0
+        for recipient in recipients:
             queue_about_action(
                 session,
                 mail=mail,
@@ -269,6 +282,60 @@ def follow_up_action(session: Session, action_id: int, *, now: datetime, mail: M
         emails=sent,
     )
     return step.name
+
+
+NO_RECIPIENT_KIND = "action_no_recipient"
+
+
+def _tell_coordinators_no_recipient(
+    session: Session, action: Action, *, mail: MailContext, now: datetime, step: action_service.Step
+) -> None:
+    """Tell the coordinators, once for the action, that its emails have no one to go to (no active named
+    owner, no agency mailbox, no school safeguarding address). The reference only: never the child."""
+    key_prefix = f"action-no-recipient:{action.id}:"
+    if session.scalar(select(OutboundMessage.id).where(OutboundMessage.idempotency_key.like(f"{key_prefix}%"))):
+        return
+    ref = action_ref(action)
+    reference = action.referral.reference if action.referral is not None and action.referral.reference else ""
+    about = f" about referral {reference}" if reference else ""
+    if action.owner_agency is not None:
+        owner = f"{action.owner_agency.name} has no mailbox for it"
+    elif action.owner_school_id is not None:
+        owner = "the owning school has no safeguarding address"
+    else:
+        owner = "no agency or school owns it"
+    told = []
+    for person in coordinators(session):
+        body = (
+            f"Dear {person.name},\n\n"
+            f"Action {ref}{about} has no one to send its emails to: it has no named owner with an active "
+            f"account, and {owner}. No reminder or chase is sent, and none is recorded, until it has one.\n\n"
+            f"Give the action an owner, or add the missing address: {mail.base_url}/actions/{action.id}\n\n"
+            f"{mail.team_name}\n"
+        )
+        enqueue(
+            session,
+            now=now,
+            idempotency_key=f"{key_prefix}{person.id}",
+            kind=NO_RECIPIENT_KIND,
+            recipient=person.email,
+            subject=f"Action {ref}{f' ({reference})' if reference else ''}: no one to send it to",
+            body_text=body,
+            mail_domain=mail.mail_domain,
+            in_reply_to=action_thread(action.id, mail.mail_domain),
+            referral_id=action.referral_id,
+            meeting_id=action.meeting_id,
+        )
+        told.append(person.id)
+    audit.record(
+        session,
+        now=now,
+        action="action.no_recipient",
+        record_type="action",
+        record_id=action.id,
+        step=step.name,
+        coordinators_told=told,
+    )
 
 
 # ---- after an update (portal or email) ------------------------------------------------------------------

@@ -192,3 +192,30 @@ def test_a_new_due_date_gets_a_new_reminder_and_chase_before_any_escalation(sess
     chases = [e for e in emails_about(session, action_id) if e.kind == "action_chase"]
     assert "This is reminder" not in chases[2].body_text  # the new date's first chase
     assert "This is reminder 2." in chases[3].body_text
+
+
+def test_with_no_one_to_send_to_no_step_is_taken_and_the_coordinators_are_told_once(session_factory, session):
+    from agencies.models import Agency
+    from notifications.models import OutboundMessage
+
+    load(session_factory)
+    with transaction(session_factory) as s:
+        s.scalar(select(Agency).where(Agency.code == "CAMHS")).mailbox = ""
+    action_id = make_action(session_factory, due_on=DUE, now=at(date(2026, 12, 16), 8), owner_email=None)
+    day = date(2026, 12, 16)
+    while day <= date(2027, 1, 12):
+        for hour in (9, 15):
+            assert sweep(session_factory, at(day, hour), only=action_id) == []
+        day += timedelta(days=1)
+    session.expire_all()
+    assert [e.kind for e in session.get(Action, action_id).events] == []  # nothing recorded as sent
+    told = session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "action_no_recipient")).all()
+    assert [m.recipient for m in told] == ["clinic.coordinator@kestrelford.example.org"]
+    assert f"ACT-{action_id}" in told[0].subject and f"/actions/{action_id}" in told[0].body_text
+    assert not any(name in told[0].body_text for name in child_names())
+    assert not session.scalars(select(OutboundMessage).where(OutboundMessage.kind == "action_escalation")).all()
+    # Once the agency has a mailbox the action goes out, and chasing starts from there.
+    with transaction(session_factory) as s:
+        s.scalar(select(Agency).where(Agency.code == "CAMHS")).mailbox = "camhs@kestrelford.example.org"
+    assert sweep(session_factory, at(date(2027, 1, 13), 9), only=action_id) == [(action_id, "assigned")]
+    assert sweep(session_factory, at(date(2027, 1, 13), 10), only=action_id) == [(action_id, "chase 1")]
