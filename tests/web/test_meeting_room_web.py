@@ -324,3 +324,16 @@ def test_autosave_checks_its_own_text(client, session_factory, session, clinic):
     stale = post(client, f"{url}/dissent", {"text": "None", "base_version": "3", "base_text": ""}, **auto)
     assert stale.status_code == 409
     assert stale.json() == {"theirs": "Police disagree", "yours": "None", "version": 3}
+    # The whole decision form carries the texts its page saw: a stale one is refused, a fresh one saved.
+    stale_form = {"option": "closed", "rationale": "Agreed by most", "dissent": "", "base_version": "3"}
+    stale_form.update(base_option="support_agreed", base_rationale="Agreed by most", base_dissent="")
+    stale_form.update(base_service_name="", base_review_on="")
+    refused = post(client, url, stale_form)
+    assert refused.status_code == 409 and "Police disagree" in refused.text
+    page = room(client, clinic).text
+    assert 'name="base_dissent" value="Police disagree"' in page
+    fresh = dict(stale_form, dissent="Police disagree", base_dissent="Police disagree")
+    assert post(client, url, fresh).status_code == 303
+    session.expire_all()
+    decision = session.scalar(select(Decision).where(Decision.agenda_item_id == item.id))
+    assert (decision.outcome, decision.dissent) == ("closed", "Police disagree")
