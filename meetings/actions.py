@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from agencies.models import Agency, Role, School
 from caseconf import audit
-from caseconf.clock import london_today
+from caseconf.clock import london, london_today
 from caseconf.errors import Conflict, Invalid
 from meetings.access import Principal, action_place
 from meetings.models import (
@@ -575,7 +575,7 @@ def csv_rows(session: Session, actions: list[Action], *, today: date) -> list[tu
                 str(chase_count(action)),
                 "yes" if action.escalated_at else "no",
                 _plain(action.latest_update or ""),
-                action.updated_at.date().isoformat() if action.updated_at else "",
+                london(action.updated_at).date().isoformat() if action.updated_at else "",
                 REASON_LABELS[NotDoneReason(action.not_done_reason)] if action.not_done_reason else "",
             )
         )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from agencies.models import Person, School
 from caseconf import audit
+from caseconf.clock import london_today
 from caseconf.errors import Conflict, Invalid, NotFound
 from caseconf.validation import has_control_characters
 from meetings.models import (
@@ -135,7 +136,7 @@ def add_concern(
     if child is not None and child.school_id != school.id:
         raise Invalid({"child": "The pupil is not on this school's roll"})
     label, concern, ask = check_concern(
-        label=label, concern=concern, ask=ask, parent_agreed_on=parent_agreed_on, today=now.date()
+        label=label, concern=concern, ask=ask, parent_agreed_on=parent_agreed_on, today=london_today(now)
     )
     row = PupilOfConcern(
         school_id=school.id,

@@ -176,3 +176,16 @@ def test_csv_rows_carry_references_not_names(session_factory, session):
     for name in child_names():  # the case is named by its reference; no column is the child's name
         for r in rows:
             assert not any(re.fullmatch(rf"{re.escape(name)}", cell) for cell in r), name
+
+
+def test_the_csv_updated_date_is_the_london_date(session_factory, session):
+    from datetime import UTC, datetime
+
+    load(session_factory)
+    action_id = make_action(session_factory, due_on=date(2026, 12, 10), now=NOW)
+    with transaction(session_factory) as s:
+        s.get(Action, action_id).updated_at = datetime(2026, 10, 20, 23, 30, tzinfo=UTC)  # 00:30 on the 21st in London
+    coordinator = principal(session, "clinic.coordinator@kestrelford.example.org")
+    rows = csv_rows(session, tracker(session, coordinator, TrackerFilters(), today=TODAY), today=TODAY)
+    row = next(r for r in rows if r[0] == f"ACT-{action_id}")
+    assert row[rows[0].index("Updated")] == "2026-10-21"

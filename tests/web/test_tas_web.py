@@ -135,7 +135,7 @@ def test_another_school_or_an_agency_cannot_touch_the_list(client, session_facto
 # ---- Team Around the School actions: who sees and updates them --------------------------------------------
 
 
-def tas_action(session_factory, demo, *, involves_school: bool) -> int:
+def tas_action(session_factory, demo, *, involves_school: bool, due_on: date | None = None) -> int:
     """An action agreed at Alderbrook's Team Around the School meeting about one of its pupils of concern:
     no referral, owned by early help."""
     from datetime import timedelta
@@ -153,7 +153,7 @@ def tas_action(session_factory, demo, *, involves_school: bool) -> int:
             concern_id=concern.id,
             description="Early help to offer the family a key worker.",
             owner_agency_id=session.scalar(select(Agency.id).where(Agency.code == "EARLY_HELP")),
-            due_on=DEMO_MONDAY.date() + timedelta(days=30),
+            due_on=due_on or DEMO_MONDAY.date() + timedelta(days=30),
             status=ActionStatus.open,
             created_at=DEMO_MONDAY,
             involves_school=involves_school,
@@ -198,3 +198,34 @@ def test_a_tas_action_belongs_to_its_schools_area_and_is_seen_by_the_school(clie
     sign_in(client, session_factory, OTHER_SCHOOL)
     assert client.get(f"/actions/{involving}").status_code == 403
     assert f"ACT-{involving}" not in client.get("/actions?tab=all").text
+
+
+def test_late_on_a_summer_evening_it_is_already_tomorrow_in_london(client, session_factory, session, clock, demo):
+    """23:30 UTC on 20 October 2026 is 00:30 on the 21st in London: agreed "today" is not in the future, and
+    an action due on the 20th is overdue."""
+    from datetime import UTC, datetime
+
+    due_yesterday = tas_action(session_factory, demo, involves_school=True, due_on=date(2026, 10, 20))
+    sign_in(client, session_factory, DSL)
+    clock.at = datetime(2026, 10, 20, 23, 30, tzinfo=UTC)
+    page = client.get("/tas")
+    assert page.status_code == 200
+    listed = page.text.split(f'href="/actions/{due_yesterday}"', 1)[1].split("</li>", 1)[0]
+    assert "due 20 October 2026" in listed and "overdue" in listed
+    form = client.get(f"/tas/concerns/new?school={demo['alderbrook']}")
+    added = client.post(
+        "/tas/concerns/new",
+        data={
+            "csrf_token": csrf_from(form.text),
+            "school_id": str(demo["alderbrook"]),
+            "label": "TW Year 3",
+            "concern": "Late most mornings.",
+            "ask": "",
+            "agreed": "yes",
+            "agreed_day": "21",
+            "agreed_month": "10",
+            "agreed_year": "2026",
+        },
+    )
+    assert added.status_code == 303, added.text
+    assert concerns_of(session, demo["alderbrook"])[-1].parent_agreed_on == date(2026, 10, 21)

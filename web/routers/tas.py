@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from agencies.models import Person, School
+from caseconf.clock import london_today
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import concerns
 from meetings.access import Principal, can_on_action, can_on_meeting, require
@@ -88,7 +89,7 @@ def _index(
         status_words=concerns.STATUS_WORDS,
         done=DONE.get(done),
         error=error,
-        today=now.date(),
+        today=london_today(now),
     )
 
 
@@ -170,7 +171,7 @@ def add_concern(
                 agreed_on = None
             try:
                 concerns.check_concern(
-                    label=label, concern=concern, ask=ask, parent_agreed_on=agreed_on, today=now.date()
+                    label=label, concern=concern, ask=ask, parent_agreed_on=agreed_on, today=london_today(now)
                 )
             except Invalid as exc:
                 problems |= {("agreed_on" if k == "parent_agreed_on" else k): v for k, v in exc.problems.items()}
