@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -196,33 +197,11 @@ class Answered:
 
 
 def answer_correction(
-    session: Session,
-    meeting: Meeting,
-    correction_id: int,
-    *,
-    person_id: int,
-    accept: bool,
-    response: str,
-    text: str | None,
-    base_version: int,
-    now: datetime,
-    mail: MailContext,
-    storage_dir: Path,
+    session: Session, meeting: Meeting, correction_id: int, *, now: datetime, mail: MailContext, **given: Any
 ) -> Answered:
-    """The chair's answer (meetings.minutes.answer_correction); the person who asked is told, and corrected
-    minutes go to every attendee again."""
-    answer = minutes.answer_correction(
-        session,
-        meeting,
-        correction_id,
-        person_id=person_id,
-        accept=accept,
-        response=response,
-        text=text,
-        base_version=base_version,
-        now=now,
-        storage_dir=storage_dir,
-    )
+    """The chair's answer (meetings.minutes.answer_correction, whose keyword arguments `given` carries); the
+    person who asked is told, and corrected minutes go to every attendee again."""
+    answer = minutes.answer_correction(session, meeting, correction_id, now=now, **given)
     asker = session.get(Person, answer.correction.person_id)
     emails = [
         queue_about_meeting(
@@ -252,9 +231,11 @@ def _overdue_key(meeting: Meeting, step: minutes.Step, person_id: int) -> str:
     return f"overdue:{meeting.id}:{step.code}:{step.due_on.isoformat()}:{person_id}"
 
 
-def _told(meeting: Meeting) -> list[int]:
-    """The chair and the series' coordinator, once each."""
-    return sorted({meeting.chair_id, meeting.series.coordinator_id} - {None})
+def runs_the_meeting(session: Session, meeting: Meeting) -> list[Person]:
+    """The chair and the series' coordinator, once each, leaving out anyone no longer active (never sent
+    anything, so never waited on)."""
+    people = (session.get(Person, i) for i in sorted({meeting.chair_id, meeting.series.coordinator_id} - {None}))
+    return [person for person in people if person is not None and person.active]
 
 
 def _already_flagged(session: Session, keys: list[str]) -> set[str]:
@@ -280,7 +261,9 @@ def meetings_due_overdue_check(session: Session, *, now: datetime) -> list[int]:
     due = []
     for meeting in candidates:
         keys = [
-            _overdue_key(meeting, s, p) for s in minutes.overdue_steps(session, meeting, now) for p in _told(meeting)
+            _overdue_key(meeting, s, p.id)
+            for s in minutes.overdue_steps(session, meeting, now)
+            for p in runs_the_meeting(session, meeting)
         ]
         if keys and len(_already_flagged(session, keys)) < len(keys):
             due.append(meeting.id)
@@ -294,12 +277,9 @@ def flag_overdue(session: Session, meeting_id: int, *, now: datetime, mail: Mail
         return []
     queued = []
     for step in minutes.overdue_steps(session, meeting, now):
-        for person_id in _told(meeting):
-            key = _overdue_key(meeting, step, person_id)
+        for person in runs_the_meeting(session, meeting):
+            key = _overdue_key(meeting, step, person.id)
             if _already_flagged(session, [key]):
-                continue
-            person = session.get(Person, person_id)
-            if person is None or not person.active:
                 continue
             queued.append(
                 queue_about_meeting(
@@ -327,7 +307,7 @@ def flag_overdue(session: Session, meeting_id: int, *, now: datetime, mail: Mail
                 record_id=meeting.id,
                 step=step.code,
                 due_on=step.due_on.isoformat(),
-                person_id=person_id,
+                person_id=person.id,
             )
     return queued
 

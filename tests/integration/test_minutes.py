@@ -439,3 +439,15 @@ def test_overdue_steps_are_flagged_to_the_chair_and_coordinator_once_each(sessio
         assert (
             s.scalar(select(func.count()).select_from(AgendaItem).where(AgendaItem.outcome_sent_at.is_not(None))) == 0
         )
+
+
+def test_an_inactive_chair_is_not_waited_on_by_the_overdue_check(session_factory, meeting_id):
+    """Only active people are told; the check must not find the meeting due again for someone never told."""
+    monday = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    with transaction(session_factory) as s:
+        s.get(Meeting, meeting_id).chair.active = False
+    with transaction(session_factory) as s:
+        sent = minutes_mail.flag_overdue(s, meeting_id, now=monday, mail=MAIL)
+    assert [m.recipient for m in sent] == [COORDINATOR]
+    with session_factory() as s:
+        assert minutes_mail.meetings_due_overdue_check(s, now=monday) == []
