@@ -244,3 +244,39 @@ def test_the_empty_tracker_says_which_actions_it_lists(client, session_factory, 
     page = client.get("/actions?tab=cancelled")
     assert "This list shows actions you own, your agency&#39;s actions" in page.text
     assert "meetings you chaired" in page.text and "once a meeting" not in page.text
+
+
+def test_the_schools_referral_list_counts_the_actions_its_referral_page_shows(client, session_factory):
+    from agencies.models import Role, RoleGrant
+    from meetings.models import AgendaItem
+
+    load(session_factory)
+    agency_only = make_action(session_factory, due_on=date(2027, 1, 20), now=NOW)
+    with session_factory() as session:
+        action = session.get(Action, agency_only)
+        referral = action.referral
+        reference, referral_id, item_id = referral.reference, referral.id, action.agenda_item_id
+        referrer = session.scalar(
+            select(Person)
+            .join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.role == Role.school_referrer, RoleGrant.school_id == referral.school_id)
+        )
+    sign_in(client, session_factory, referrer.email)
+
+    def listed_count() -> int:
+        row = client.get("/referrals").text.split(reference, 1)[1].split("</tr>", 1)[0]
+        return int(re.findall(r"govuk-table__cell--numeric\">(\d+)<", row)[0])
+
+    def shown_on_page() -> int:
+        return client.get(f"/referrals/{referral_id}").text.count('<td class="govuk-table__cell">Open</td>')
+
+    # An action for an agency alone is not the school's: neither the list nor the page counts it.
+    assert listed_count() == shown_on_page() == 0
+    involving = make_action(session_factory, due_on=date(2027, 1, 21), now=NOW, involves_school=True)
+    assert listed_count() == shown_on_page() == 0  # the school has not been told the decision yet
+    with transaction(session_factory) as session:
+        session.get(AgendaItem, item_id).outcome_sent_at = NOW
+    assert listed_count() == shown_on_page() == 1
+    with transaction(session_factory) as session:
+        session.get(Action, involving).status = ActionStatus.done
+    assert listed_count() == 0

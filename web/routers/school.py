@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -19,7 +19,7 @@ from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from flows.triggers import request_delivery
 from meetings import minutes, referrals
 from meetings.access import Principal, access_referral, can_on_referral, principal_for, require
-from meetings.models import Action, ActionStatus, Referral, ReferralStatus
+from meetings.models import Action, ActionStatus, AgendaItem, Decision, Referral, ReferralStatus
 from meetings.referral_form import PAGES, Page, page_for
 from meetings.referral_rules import LABELS, OPEN_STATUSES, SCHOOL_TODO
 from notifications.emails import queue_referral_status, queue_referral_submitted
@@ -98,10 +98,19 @@ def your_referrals(request: Request, session: DbSession, viewer: SignedIn) -> Re
         key=lambda r: (r.created_at, r.id),
         reverse=True,
     )
+    # The actions the referral's page shows the school (minutes.school_outcomes): those involving the school,
+    # agreed on an item whose decision has been sent to it. Here, those still open.
     open_actions = dict(
         session.execute(
             select(Action.referral_id, func.count())
-            .where(Action.referral_id.in_([r.id for r in found]), Action.status == ActionStatus.open)
+            .join(AgendaItem, AgendaItem.id == Action.agenda_item_id)
+            .where(
+                Action.referral_id.in_([r.id for r in found]),
+                Action.status == ActionStatus.open,
+                Action.involves_school.is_(True),
+                AgendaItem.outcome_sent_at.is_not(None),
+                exists().where(Decision.agenda_item_id == AgendaItem.id),
+            )
             .group_by(Action.referral_id)
         ).all()
     )
