@@ -280,3 +280,27 @@ def test_the_schools_referral_list_counts_the_actions_its_referral_page_shows(cl
     with transaction(session_factory) as session:
         session.get(Action, involving).status = ActionStatus.done
     assert listed_count() == 0
+
+
+def test_the_action_page_links_back_to_the_tracker_the_case_and_the_meeting(client, session_factory, two_actions):
+    camhs_id, _ = two_actions
+    with session_factory() as session:
+        action = session.get(Action, camhs_id)
+        referral_id, reference, meeting_id = action.referral_id, action.referral.reference, action.meeting_id
+    sign_in(client, session_factory, COORDINATOR)
+    page = client.get(f"/actions/{camhs_id}").text
+    assert 'class="govuk-back-link"' in page and 'href="/actions"' in page
+    assert f'<a class="govuk-link" href="/referrals/{referral_id}">{reference}</a>' in page
+    assert f'<a class="govuk-link" href="/meetings/{meeting_id}">' in page
+    assert client.get(f"/meetings/{meeting_id}").status_code == 200
+    assert "Needed for an update, cannot do or cancel" in page
+    # The owner (an agency rep) may not cancel, nor open the referral: no word of cancelling, no link to it.
+    client.cookies.clear()
+    sign_in(client, session_factory, CAMHS)
+    page = client.get(f"/actions/{camhs_id}").text
+    assert 'href="/actions"' in page
+    assert f'href="/referrals/{referral_id}"' not in page and reference in page
+    assert "cancel" not in page.split('id="note-hint"', 1)[1].split("</div>", 1)[0].lower()
+    assert 'value="cancelled"' not in page
+    meeting_link = f'href="/meetings/{meeting_id}"' in page
+    assert meeting_link == (client.get(f"/meetings/{meeting_id}").status_code == 200)

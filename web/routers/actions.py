@@ -19,7 +19,7 @@ from caseconf.db import transaction
 from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import actions as action_service
 from meetings import blockages
-from meetings.access import Principal, access_action, can_on_action, can_on_referral, require
+from meetings.access import Principal, access_action, can_on_action, can_on_meeting, can_on_referral, require
 from meetings.models import ActionStatus, AgencyWait, NotDoneReason, Referral
 from meetings.working_days import working_days_between
 from notifications.chasing import after_update
@@ -205,6 +205,7 @@ def _action_page(
         meeting=meeting,
         referral=referral,
         can_see_referral=referral is not None and can_on_referral(viewer, "view", referral),
+        can_see_meeting=meeting is not None and can_on_meeting(session, viewer, "view", meeting),
         people=people,
         may_update=may_update,
         may_cancel=may_update and _may_cancel(viewer),
