@@ -15,7 +15,7 @@ from caseconf.clock import FixedClock
 from caseconf.db import transaction
 from meetings import referrals
 from meetings.demo import load_demo
-from meetings.models import Referral, ReferralStatus
+from meetings.models import Action, Referral, ReferralStatus
 from meetings.referral_form import PAGES
 from notifications.models import OutboundMessage
 from tests.referral_answers import CHILD_FIRST, CHILD_LAST, VALID
@@ -290,10 +290,25 @@ def test_empty_list_has_a_way_in(client, session_factory, borough):
 
 
 def test_open_actions_and_next_clinic_are_listed(client, session_factory, borough):
-    sign_in(client, session_factory, "head@kestrelford-sss.example.org")  # Rafferty: three open actions
+    # Rafferty has three open actions, all for agencies: the school's list counts only those for the school.
+    with session_factory() as session:
+        for_school = session.scalar(
+            select(func.count())
+            .select_from(Action)
+            .join(Referral, Referral.id == Action.referral_id)
+            .where(Referral.reference == "VPHC-2026-0004", Action.status == "open", Action.involves_school.is_(True))
+        )
+        all_open = session.scalar(
+            select(func.count())
+            .select_from(Action)
+            .join(Referral, Referral.id == Action.referral_id)
+            .where(Referral.reference == "VPHC-2026-0004", Action.status == "open")
+        )
+    assert all_open == 3
+    sign_in(client, session_factory, "head@kestrelford-sss.example.org")
     listing = client.get("/referrals")
     row = next(r for r in listing.text.split("<tr") if "VPHC-2026-0004" in r)
-    assert re.search(r'govuk-table__cell--numeric">3</td>', row)
+    assert re.search(rf'govuk-table__cell--numeric">{for_school}</td>', row)
     sign_in(client, session_factory, "dsl@kestrelford-academy.example.org")  # Kofi: listed on 3 December
     listing = client.get("/referrals")
     row = next(r for r in listing.text.split("<tr") if "VPHC-2026-0005" in r)
