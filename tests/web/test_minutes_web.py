@@ -302,3 +302,26 @@ def test_before_approval_the_coordinator_is_told_the_chair_must_approve_and_who_
 
     refused = client.post(f"{url}/circulate", data={"csrf_token": csrf_from(page)})
     assert refused.status_code == 409 and f"approved by the chair, {chair}, before" in refused.text
+
+
+def test_a_review_at_a_date_reads_as_that_date_to_the_school_not_as_due(client, session_factory, clock):
+    from datetime import date
+
+    from meetings.models import Decision, Referral
+
+    meeting_id = held_meeting(session_factory)
+    clock.at = FRIDAY
+    with transaction(session_factory) as s:
+        item = s.get(Meeting, meeting_id).items[0]
+        decision = s.scalar(select(Decision).where(Decision.agenda_item_id == item.id))
+        decision.outcome, decision.review_on = "review_on_date", date(2027, 1, 14)
+        s.get(Referral, item.referral_id).status = "review"
+        referral_id = item.referral_id
+        minutes_mail.send_outcomes(s, meeting_id, now=FRIDAY, mail=MAIL)
+    sign_in(client, session_factory, SCHOOL_DSL)
+    page = client.get(f"/referrals/{referral_id}").text
+    assert "Review on 14 January 2027" in page and "Due for review" not in page
+
+    clock.at = datetime(2027, 1, 15, 9, 0, tzinfo=UTC)  # the date has come: now it is due
+    sign_in(client, session_factory, SCHOOL_DSL)
+    assert "Due for review" in client.get(f"/referrals/{referral_id}").text

@@ -233,17 +233,22 @@ def _status_page(
     submitted_on = london_today(referral.submitted_at) if referral.submitted_at else london_today(now_of(request))
     # Referrals made before this form (the demo's, imports) have no page-by-page answers to show.
     sent_with_this_form = set(referral.draft_answers or {}) >= {p.key for p in PAGES}
+    outcomes = minutes.school_outcomes(session, referral.id) if referral.school_id in viewer.school_ids else []
+    status_label = LABELS[status]
+    review_on = next((o.review_on for o in outcomes if o.review_on), None)
+    if status == ReferralStatus.review and review_on and review_on > london_today(now_of(request)):
+        status_label = f"Review on {review_on:%-d %B %Y}"  # "due for review" would read as overdue
     return render(
         request,
         "referrals/status.html",
         status_code=status_code,
         referral=referral,
         child_name=child_name(referral),
-        status_label=LABELS[status],
+        status_label=status_label,
         tag_classes=TAG_CLASSES[status],
         todo=SCHOOL_TODO.get(status, ""),
         next_meeting=referrals.next_meeting_for(session, referral, now=now_of(request)),
-        outcomes=minutes.school_outcomes(session, referral.id) if referral.school_id in viewer.school_ids else [],
+        outcomes=outcomes,
         history=[timeline_entry(c) for c in history],
         question=question,
         can_answer=can_on_referral(viewer, "answer", referral),
