@@ -389,24 +389,6 @@ def add_action_reviews(session: Session, meeting: Meeting, *, now: datetime) -> 
     return added
 
 
-def put_review_on(session: Session, meeting: Meeting, item: AgendaItem, *, now: datetime) -> AgendaItem:
-    """Carry an action review to another meeting (a new item there, marked as carried from this one)."""
-    new_item = AgendaItem(
-        meeting_id=meeting.id,
-        kind=AgendaItemKind.action_review,
-        action_id=item.action_id,
-        status=AgendaItemStatus.listed,
-        position=max((i.position for i in meeting.items), default=0) + 1,
-        slot_minutes=item.slot_minutes,
-        carried_from_id=item.id,
-        added_at=now,
-    )
-    session.add(new_item)
-    meeting.items.append(new_item)
-    session.flush()
-    return new_item
-
-
 # ---- the tracker ------------------------------------------------------------------------------------
 
 

@@ -194,15 +194,17 @@ def _put_on(session: Session, meeting: Meeting, referral: Referral, *, now: date
     return item
 
 
-def _put_concern_on(session: Session, meeting: Meeting, item: AgendaItem, *, now: datetime) -> AgendaItem:
-    """Carry a pupil of concern to another meeting (a new item there; the concern stays listed)."""
+def _put_copy_on(session: Session, meeting: Meeting, item: AgendaItem, *, now: datetime) -> AgendaItem:
+    """Carry an item that is not a referral (an action review or a pupil of concern) to another meeting:
+    a new item there, marked as carried from this one."""
     new_item = AgendaItem(
         meeting_id=meeting.id,
-        kind=AgendaItemKind.pupil_of_concern,
+        kind=item.kind,
+        action_id=item.action_id,
         concern_id=item.concern_id,
         status=AgendaItemStatus.listed,
         position=max((i.position for i in meeting.items), default=0) + 1,
-        slot_minutes=meeting.series.item_minutes,
+        slot_minutes=item.slot_minutes,
         carried_from_id=item.id,
         added_at=now,
     )
@@ -218,10 +220,8 @@ def _carry(session: Session, item: AgendaItem, *, now: datetime) -> MovedItem:
     if target is None:
         raise Conflict("There is no later meeting planned in this series to move the item to")
     item.status = AgendaItemStatus.deferred
-    if item.kind == AgendaItemKind.pupil_of_concern:
-        new_item = _put_concern_on(session, target, item, now=now)
-    elif item.kind == AgendaItemKind.action_review:
-        new_item = actions.put_review_on(session, target, item, now=now)
+    if item.kind in (AgendaItemKind.pupil_of_concern, AgendaItemKind.action_review):
+        new_item = _put_copy_on(session, target, item, now=now)
     else:
         new_item = _put_on(session, target, item.referral, now=now, carried_from_id=item.id)
     new_item.agencies_needed = list(item.agencies_needed or [])
