@@ -109,7 +109,9 @@ def _minute_the_clinic(page, server, settings, session_factory, clock, meeting_i
     shot(page, "rehearsal-clinic-minuted")
     clock.at = at.replace(hour=15, minute=15)
     page.get_by_role("button", name="End the meeting").click()
-    page.get_by_text("The meeting has ended.").wait_for()
+    page.get_by_text(re.compile("The meeting has ended|There is a problem")).first.wait_for()
+    problems = page.locator(".govuk-error-summary")
+    assert problems.count() == 0, problems.inner_text()
     return [ref for _, ref in cases]
 
 
