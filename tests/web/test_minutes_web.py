@@ -232,7 +232,7 @@ def test_circulated_minutes_with_no_stored_pdf_get_one_on_first_download(client,
             .where(Document.meeting_id == meeting_id, Document.kind == "minutes")
         )
         built = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "minutes.pdfs_stored", AuditEvent.record_id == meeting_id)
+            select(AuditEvent).where(AuditEvent.action == "minutes.pdfs_stored", AuditEvent.record_id == str(meeting_id))
         ).all()
     assert stored >= 2 and len(built) == 1  # the full minutes and the agencies' ones, built once
 
