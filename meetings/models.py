@@ -323,11 +323,15 @@ class Referral(Base):
     lawful_basis_reason: Mapped[str | None] = mapped_column(Text)
     lawful_basis_decided_by: Mapped[str | None] = mapped_column(String(200))
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    consent_withdrawn_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    consent_withdrawal_note: Mapped[str | None] = mapped_column(Text)
+    # Set when the retention schedule has removed what identifies the child; the reference and dates stay.
+    redacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     child_view_on_sharing: Mapped[str | None] = mapped_column(Text)
 
     child: Mapped[Child | None] = relationship()
     school: Mapped[School] = relationship()
-    referrer: Mapped[Person] = relationship()
+    referrer: Mapped[Person] = relationship(foreign_keys=[referrer_id])
     history: Mapped[list[ReferralStatusChange]] = relationship(
         back_populates="referral", order_by="ReferralStatusChange.id"
     )
@@ -377,6 +381,7 @@ class MeetingSeries(Base):
         CheckConstraint("chair_rotation_every > 0", name="rotation_positive"),
         # A hot clinic may serve one area or the whole borough (no area); a TAS serves one school.
         CheckConstraint("kind != 'team_around_school' OR school_id IS NOT NULL", name="tas_has_school"),
+        CheckConstraint("agency_access_days >= 0", name="access_days_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -411,6 +416,8 @@ class MeetingSeries(Base):
     chase_every_working_days: Mapped[int] = mapped_column(Integer, default=3)
     escalate_after_chases: Mapped[int] = mapped_column(Integer, default=2)
     blockage_working_days: Mapped[int] = mapped_column(Integer, default=3)
+    # Agency reps may read a listed referral from circulation until this many days after the meeting.
+    agency_access_days: Mapped[int] = mapped_column(Integer, default=28)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     area: Mapped[Area | None] = relationship()
@@ -770,5 +777,20 @@ class Document(Base):
     meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meeting.id"), index=True)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("agency.id"))  # per-agency pack variant
     papers_version: Mapped[int | None] = mapped_column(Integer)  # the meeting's papers_version it was built for
+    # Set when the file may no longer be served (consent withdrawn, or removed by the retention schedule).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RetentionRun(Base):
+    """One pass of the retention schedule: what was due (the dry-run report) and, if applied, what was done."""
+
+    __tablename__ = "retention_run"
+    __table_args__ = (CheckConstraint("mode IN ('dry_run', 'apply')", name="mode_valid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
