@@ -19,7 +19,7 @@ from caseconf.errors import Invalid, NotFound
 from caseconf.security import new_token, token_hash
 
 # Recognisable in logs and by secret scanners; part of the hashed value.
-TOKEN_PREFIX = "cc_"
+TOKEN_PREFIX = "cc_"  # noqa: S105 - a public marker on every token, not a secret  # nosec B105
 MAX_LIFETIME = timedelta(days=366)
 NAME_MAX_LENGTH = 100
 

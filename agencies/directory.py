@@ -275,7 +275,7 @@ def _rows(document: _Row, section: str, problems: _Problems) -> list[_Row]:
 
 def _load(text: str, problems: _Problems) -> _Row | None:
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader  # nosec B506
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = f"the file is not valid YAML: {exc.problem or exc.context}"
