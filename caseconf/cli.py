@@ -493,7 +493,7 @@ def _pause_for_minuting(settings: Settings):
     return pause
 
 
-API_TOKEN_ACTOR = "caseconf api-token (command line)"
+API_TOKEN_ACTOR = "caseconf api-token (command line)"  # noqa: S105 - an audit actor label, not a secret  # nosec B105
 
 
 def cmd_api_token_create(settings: Settings, args) -> int:

@@ -26,13 +26,13 @@ EXPECTED = {
         " leave unset when replies arrive by SMTP"
     ),
     "base_url": "the address people use to reach caseconf, e.g. https://caseconf.example.gov.uk",
-    "secret_key": (
+    "secret_key": (  # a hint shown to people, not a secret  # nosec B105
         "a random string of at least 32 characters"
         " (e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
     ),
     "mail_from": "an email address such as clinic@example.org",
     "data_dir": "a directory caseconf can write to",
-    "sign_in_token_minutes": "a whole number of minutes between 1 and 1440",
+    "sign_in_token_minutes": "a whole number of minutes between 1 and 1440",  # a hint, not a secret  # nosec B105
     "sign_in_requests_per_hour": "a whole number between 1 and 1000",
     "catcher_port": "a TCP port number between 1 and 65535",
     "prefect_port": "a TCP port number between 1 and 65535",

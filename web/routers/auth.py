@@ -98,7 +98,7 @@ def check_email(request: Request) -> Response:
 
 
 @router.get("/sign-in/confirm")
-def confirm_page(request: Request, session: DbSession, token: str = "") -> Response:
+def confirm_page(request: Request, session: DbSession, token: str = "") -> Response:  # not a password  # nosec B107
     """Shows who the link is for; only the button's POST uses the link (mail scanners open GETs)."""
     try:
         link = check_link(session, raw_token=token, now=now_of(request))
