@@ -41,6 +41,12 @@ EXPECTED = {
     "upload_max_file_mb": "a whole number of megabytes between 1 and 200",
     "upload_max_referral_mb": "a whole number of megabytes between 1 and 1000",
     "triage_working_days": "a whole number of working days between 1 and 30",
+    "retention_referral_years": "a whole number of years between 1 and 100",
+    "retention_until_age": "a child's age in whole years between 0 (not used) and 100",
+    "retention_draft_days": "a whole number of days between 1 and 3650",
+    "retention_email_days": "a whole number of days between 1 and 3650",
+    "retention_session_days": "a whole number of days between 1 and 3650",
+    "retention_report_only": "true or false",
 }
 
 
@@ -79,6 +85,15 @@ class Settings(BaseSettings):
     triage_working_days: int = Field(3, ge=1, le=30)
     # Addresses of the reverse proxies whose X-Forwarded-For may be believed (comma-separated).
     trusted_proxies: str = ""
+    # The retention schedule (docs/data-protection.md). Closed, withdrawn, declined and signposted referrals lose
+    # what identifies the child this many years after they ended; with until_age set, not before the child
+    # reaches that age as well (25 follows the schools' safeguarding guidance).
+    retention_referral_years: int = Field(6, ge=1, le=100)
+    retention_until_age: int = Field(0, ge=0, le=100)
+    retention_draft_days: int = Field(90, ge=1, le=3650)  # drafts never submitted, from their last change
+    retention_email_days: int = Field(180, ge=1, le=3650)  # bodies of sent and received emails
+    retention_session_days: int = Field(30, ge=1, le=3650)  # sign-in links and sessions, after they expire
+    retention_report_only: bool = False  # the nightly run reports what is due and changes nothing
 
     @field_validator("database_url")
     @classmethod
