@@ -779,6 +779,8 @@ class Document(Base):
     papers_version: Mapped[int | None] = mapped_column(Integer)  # the meeting's papers_version it was built for
     # Set when the file may no longer be served (consent withdrawn, or removed by the retention schedule).
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the retention schedule deleted the stored file; the row stays so nothing rebuilds it.
+    file_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
