@@ -19,6 +19,14 @@ from caseconf.security import new_token, token_hash
 
 SESSION_LIFETIME = timedelta(hours=10)
 
+# Refused tokens (a sign-in link, a calendar feed address, an API token) are audited under these actions.
+# An address that sends TOKEN_FAILURES_ALLOWED of them within TOKEN_FAILURE_WINDOW has every token refused
+# until enough of them are older than the window. Tokens are 256-bit, so this is not what keeps them
+# unguessable: it stops anyone scanning for them and makes the attempt visible in the audit log.
+TOKEN_FAILURE_ACTIONS = ("sign_in.link_refused", "calendar_feed.refused", "api.token_refused")
+TOKEN_FAILURE_WINDOW = timedelta(minutes=15)
+TOKEN_FAILURES_ALLOWED = 20
+
 
 class RateLimited(CaseconfError):
     pass
@@ -57,6 +65,36 @@ def _recent_requests(session: Session, *, now: datetime, **match) -> int:
     if "ip_address" in match:
         query = query.where(audit.AuditEvent.ip_address == match["ip_address"])
     return session.scalar(query) or 0
+
+
+def token_retry_after(
+    session: Session,
+    *,
+    ip_address: str | None,
+    now: datetime,
+    allowed: int = TOKEN_FAILURES_ALLOWED,
+    window: timedelta = TOKEN_FAILURE_WINDOW,
+) -> int | None:
+    """Seconds until this address may try a token again, or None if it may now.
+
+    Counts the address's refused-token audit rows in the window: the one place every token endpoint asks.
+    """
+    if not ip_address:
+        return None
+    recent = session.scalars(
+        select(audit.AuditEvent.occurred_at)
+        .where(
+            audit.AuditEvent.action.in_(TOKEN_FAILURE_ACTIONS),
+            audit.AuditEvent.ip_address == ip_address,
+            audit.AuditEvent.occurred_at > now - window,
+        )
+        .order_by(audit.AuditEvent.occurred_at)
+    ).all()
+    if len(recent) < allowed:
+        return None
+    # Trying again is allowed once all but allowed - 1 of these have left the window.
+    frees_at = recent[len(recent) - allowed] + window
+    return max(1, int((frees_at - now).total_seconds()) + 1)
 
 
 def request_sign_in(

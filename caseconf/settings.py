@@ -172,7 +172,10 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.base_url.startswith("https://")
+        """Secure cookies unless the site is plain http on this machine (the embedded run); over plain http
+        to any other host the browser then keeps no session, so such a site cannot be used without TLS."""
+        parts = urlsplit(self.base_url)
+        return not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
     @property
     def rehearsal_clock_file(self) -> Path:

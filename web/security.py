@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from agencies.auth import token_retry_after
+from caseconf import audit
+from caseconf.db import transaction
 from caseconf.errors import Forbidden
 from caseconf.security import new_token, sign, signature_matches
 
@@ -58,3 +61,26 @@ async def check_csrf(request: Request, secret: str) -> None:
     submitted = form.get(CSRF_FIELD)
     if not cookie or not isinstance(submitted, str) or not signature_matches(secret, cookie, submitted):
         raise CsrfRefused()
+
+
+def token_attempts_blocked(request: Request, *, kind: str) -> int | None:
+    """Seconds to wait when this address has sent too many refused tokens lately (the refusal is audited).
+
+    Every endpoint that takes a token asks this first: the sign-in link pages, the calendar feed and the
+    JSON API. None means go ahead.
+    """
+    ip_address = request.client.host if request.client else None
+    now = request.app.state.clock.now()
+    with transaction(request.app.state.session_factory) as session:
+        wait = token_retry_after(session, ip_address=ip_address, now=now)
+        if wait is not None:
+            audit.record(
+                session,
+                now=now,
+                action="token.rate_limited",
+                ip_address=ip_address,
+                kind=kind,
+                path=request.url.path,
+                retry_after=wait,
+            )
+    return wait

@@ -40,6 +40,7 @@ from meetings.referral_form import PAGES, PAGES_BY_KEY, YES_NO, Field, Page
 from meetings.referral_rules import LABELS
 from notifications.emails import queue_referral_submitted
 from web.deps import DbSession, client_ip, mail_context, now_of, settings_of
+from web.security import token_attempts_blocked
 
 log = logging.getLogger("caseconf.api")
 
@@ -116,6 +117,9 @@ def api_caller(
 ) -> ApiCaller:
     """The token's person, or 401. Checked in a transaction of its own (it records the token's use)."""
     raw = credentials.credentials if credentials else ""
+    if raw and (wait := token_attempts_blocked(request, kind="api")):
+        message = f"Too many API tokens that do not work have come from your address; try again in {wait} seconds"
+        raise ApiProblem(429, [(None, message)], {"Retry-After": str(wait)})
     with transaction(request.app.state.session_factory) as session:
         token = authenticate_api_token(session, raw_token=raw, now=now_of(request)) if raw else None
         if token is not None:
@@ -123,7 +127,7 @@ def api_caller(
         audit.record(
             session,
             now=now_of(request),
-            action="api.unauthenticated",
+            action="api.token_refused" if raw else "api.unauthenticated",
             ip_address=client_ip(request),
             path=request.url.path,
             token_given=bool(raw),

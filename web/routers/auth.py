@@ -25,8 +25,16 @@ from web.deps import (
     safe_next_path,
     settings_of,
 )
+from web.security import token_attempts_blocked
 
 router = APIRouter()
+
+
+def too_many_attempts(request: Request, wait_seconds: int) -> Response:
+    """The GOV.UK page for an address that has sent too many tokens that do not work (429, Retry-After)."""
+    response = render(request, "errors/too_many.html", status_code=429, minutes=max(1, -(-wait_seconds // 60)))
+    response.headers["Retry-After"] = str(wait_seconds)
+    return response
 
 
 def record_refusal(request: Request, action: str, *, email: str = "", **detail: str) -> None:
@@ -86,7 +94,9 @@ def request_link(request: Request, session: DbSession, email: str = Form(""), ne
                 )
     except RateLimited:
         record_refusal(request, "sign_in.rate_limited", email=email)
-        return render(request, "auth/too_many.html", status_code=429)
+        response = render(request, "auth/too_many.html", status_code=429)
+        response.headers["Retry-After"] = "3600"
+        return response
     if issued:
         request_delivery()
     return RedirectResponse("/sign-in/check-email", status_code=303)
@@ -100,6 +110,8 @@ def check_email(request: Request) -> Response:
 @router.get("/sign-in/confirm")
 def confirm_page(request: Request, session: DbSession, token: str = "") -> Response:  # not a password  # nosec B107
     """Shows who the link is for; only the button's POST uses the link (mail scanners open GETs)."""
+    if wait := token_attempts_blocked(request, kind="sign_in"):
+        return too_many_attempts(request, wait)
     try:
         link = check_link(session, raw_token=token, now=now_of(request))
     except LinkNotUsable as exc:
@@ -112,6 +124,8 @@ def confirm_page(request: Request, session: DbSession, token: str = "") -> Respo
 @router.post("/sign-in/confirm")
 def confirm(request: Request, session: DbSession, token: str = Form("")) -> Response:
     settings = settings_of(request)
+    if wait := token_attempts_blocked(request, kind="sign_in"):
+        return too_many_attempts(request, wait)
     try:
         with session.begin():
             raw_session, link = confirm_sign_in(

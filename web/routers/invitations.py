@@ -7,13 +7,17 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from agencies.models import Agency, Person
+from caseconf import audit
+from caseconf.db import transaction
 from caseconf.errors import Invalid, NotFound
 from meetings import invitations
 from meetings.access import access_meeting, can_on_meeting, invitation_for
 from meetings.contributions import items_needing
 from meetings.models import MeetingStatus
 from notifications.calendar import build_feed
-from web.deps import DbSession, SignedIn, now_of, render, settings_of
+from web.deps import DbSession, SignedIn, client_ip, now_of, render, settings_of
+from web.routers.auth import too_many_attempts
+from web.security import token_attempts_blocked
 
 router = APIRouter()
 
@@ -120,8 +124,14 @@ def turn_off_feed(request: Request, session: DbSession, viewer: SignedIn) -> Res
 
 @router.get("/calendar/{token}.ics")
 def feed(request: Request, session: DbSession, token: str) -> Response:
+    if wait := token_attempts_blocked(request, kind="calendar_feed"):
+        return too_many_attempts(request, wait)
     person = invitations.person_for_feed_token(session, token)
     if person is None:
+        with transaction(request.app.state.session_factory) as audit_session:
+            audit.record(
+                audit_session, now=now_of(request), action="calendar_feed.refused", ip_address=client_ip(request)
+            )
         raise NotFound("calendar feed")
     now = now_of(request)
     body = build_feed(
