@@ -1,11 +1,19 @@
-"""The append-only audit log: who did or saw what, to which record, when and from where."""
+"""The append-only audit log: who did or saw what, to which record, when and from where.
+
+Services write rows for what they do (`record`). Reads are noted as they happen (`note_access` from the
+access module's loaders, `note_listed` from list pages) into a collector that lives for one web request;
+the web app writes the notes after the response (`flush_accesses`), one row per record, in a transaction
+of its own, unless the request already wrote a row naming that record.
+"""
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event
+from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from caseconf.db import Base, UTCDateTime
@@ -61,4 +69,138 @@ def record(
         detail=detail,
     )
     session.add(event_row)
+    collector = _collector.get()
+    if collector is not None:
+        collector.written.append(event_row)
     return event_row
+
+
+# --- Reads noted during one request --------------------------------------------------------------------
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Note:
+    record_type: str
+    record_id: str | None  # None: a list, its ids in `ids`
+    verb: str
+    actor_person_id: int | None
+    actor_label: str
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AccessCollector:
+    """What one request looked at and which rows it wrote. Mutated in place (never re-set), so notes made in
+    a copy of the context (a sync endpoint's thread, a middleware's task) reach the request's collector."""
+
+    notes: list[Note] = field(default_factory=list)
+    written: list[AuditEvent] = field(default_factory=list)
+
+
+_collector: ContextVar[AccessCollector | None] = ContextVar("caseconf_audit_collector", default=None)
+
+
+def start_collecting() -> tuple[AccessCollector, Token]:
+    collector = AccessCollector()
+    return collector, _collector.set(collector)
+
+
+def stop_collecting(token: Token) -> None:
+    _collector.reset(token)
+
+
+def note_access(
+    record_type: str,
+    record_id: int | str,
+    verb: str,
+    *,
+    actor_person_id: int | None = None,
+    actor_label: str = "",
+) -> None:
+    """Note that this request read (or is about to change) one record. Outside a web request, nothing."""
+    collector = _collector.get()
+    if collector is not None:
+        collector.notes.append(Note(record_type, str(record_id), verb, actor_person_id, actor_label))
+
+
+def note_listed(
+    record_type: str,
+    ids: list[int] | list[str],
+    *,
+    actor_person_id: int | None = None,
+    actor_label: str = "",
+) -> None:
+    """Note that this request showed a list of records (their ids go in the row's detail)."""
+    collector = _collector.get()
+    if collector is not None:
+        listed = [str(i) for i in ids]
+        collector.notes.append(Note(record_type, None, "list", actor_person_id, actor_label, listed))
+
+
+def _kept(row: AuditEvent) -> bool:
+    """Whether a row written during the request is in the database (its transaction was not rolled back)."""
+    return inspect(row).key is not None
+
+
+def _covers(row: AuditEvent, record_type: str, record_id: str) -> bool:
+    if row.record_type == record_type and row.record_id == record_id:
+        return True
+    named = (row.detail or {}).get(f"{record_type}_id")
+    return named is not None and str(named) == record_id
+
+
+def flush_accesses(
+    session: Session,
+    collector: AccessCollector,
+    *,
+    now: datetime,
+    method: str,
+    path: str,
+    status: int | None,
+    ip_address: str | None,
+    user_agent: str | None,
+    actor_person_id: int | None = None,
+    actor_label: str = "",
+) -> list[AuditEvent]:
+    """Write the request's notes: one row per record read or changed, one per kind of list shown."""
+    kept = [row for row in collector.written if _kept(row)]
+    merged: dict[tuple[str, str | None], Note] = {}
+    verbs: dict[tuple[str, str | None], list[str]] = {}
+    for note in collector.notes:
+        key = (note.record_type, note.record_id)
+        if key not in merged:
+            merged[key] = Note(note.record_type, note.record_id, note.verb, note.actor_person_id, note.actor_label)
+            verbs[key] = []
+        if note.verb not in verbs[key]:
+            verbs[key].append(note.verb)
+        merged[key].ids.extend(i for i in note.ids if i not in merged[key].ids)
+    rows = []
+    reading = method.upper() in SAFE_METHODS
+    for key, note in merged.items():
+        if note.record_id is not None and any(_covers(row, note.record_type, note.record_id) for row in kept):
+            continue  # the request's own row already names this record
+        if note.record_id is None:
+            action = f"{note.record_type}.listed"
+        else:
+            action = f"{note.record_type}.{'viewed' if reading else 'change_requested'}"
+        detail: dict[str, Any] = {"method": method.upper(), "path": path, "status": status, "verbs": verbs[key]}
+        if note.record_id is None:
+            detail["ids"] = note.ids
+        if user_agent:
+            detail["user_agent"] = user_agent[:300]
+        rows.append(
+            record(
+                session,
+                now=now,
+                action=action,
+                actor_person_id=note.actor_person_id if note.actor_person_id is not None else actor_person_id,
+                actor_label=note.actor_label or actor_label,
+                record_type=note.record_type,
+                record_id=note.record_id,
+                ip_address=ip_address,
+                **detail,
+            )
+        )
+    return rows

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from agencies.models import Person, Role, School
+from caseconf import audit
 from caseconf.errors import Forbidden, NotFound
 from meetings.models import (
     Action,
@@ -65,6 +66,11 @@ def principal_for(person: Person) -> Principal:
             Grant(Role(g.role), area_id=g.area_id, school_id=g.school_id, agency_id=g.agency_id) for g in person.grants
         ),
     )
+
+
+def _actor(principal: Principal | None) -> dict:
+    """Who to name in the audit row for a record this principal was let at."""
+    return {"actor_person_id": principal.person_id, "actor_label": principal.email} if principal else {}
 
 
 # Actions any signed-in person may take, whatever their roles (even none yet).
@@ -138,6 +144,7 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
         raise NotFound(f"referral {referral_id}")
     if not can_on_referral(principal, action, referral):
         raise Forbidden(f"referral.{action}")
+    audit.note_access("referral", referral.id, action, **_actor(principal))
     return referral
 
 
@@ -198,6 +205,7 @@ def access_meeting(session: Session, principal: Principal | None, meeting_id: in
         raise NotFound(f"meeting {meeting_id}")
     if not can_on_meeting(session, principal, action, meeting):
         raise Forbidden(f"meeting.{action}")
+    audit.note_access("meeting", meeting.id, action, **_actor(principal))
     return meeting
 
 
@@ -273,4 +281,5 @@ def access_action(session: Session, principal: Principal | None, action_id: int,
         raise NotFound(f"action {action_id}")
     if not can_on_action(principal, verb, action):
         raise Forbidden(f"action.{verb}")
+    audit.note_access("action", action.id, verb, **_actor(principal))
     return action

@@ -14,7 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caseconf import audit
 from caseconf.clock import Clock, SystemClock, london_text
@@ -22,7 +24,7 @@ from caseconf.db import make_engine, make_session_factory, transaction
 from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
-from web.deps import NotSignedIn, client_ip, render, sign_in_url
+from web.deps import NotSignedIn, client_ip, flush_accesses, render, sign_in_url
 from web.routers import (
     actions,
     admin,
@@ -105,6 +107,8 @@ def create_app(
             )
         return response
 
+    app.add_middleware(AuditAccesses)  # outermost: sees every note, even from the middleware above
+
     app.exception_handler(NotSignedIn)(_not_signed_in)
     app.exception_handler(Forbidden)(_forbidden)
     app.exception_handler(NotFound)(_not_found)
@@ -139,6 +143,40 @@ def create_app(
     if settings.uses_mail_catcher:
         app.include_router(outbox.router, include_in_schema=False)
     return app
+
+
+class AuditAccesses:
+    """After each response, write what the request noted it read or changed (caseconf.audit), with its status,
+    in a transaction of its own. One collector per request, set before anything below runs, so notes made
+    in sync endpoints' threads and in other middleware's tasks land in it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        collector, token = audit.start_collecting()
+        status: list[int] = []
+
+        async def send_noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except Exception:
+            status.append(500)
+            raise
+        finally:
+            audit.stop_collecting(token)
+            try:
+                factory = scope["app"].state.session_factory
+                await run_in_threadpool(flush_accesses, factory, scope, collector, status[0] if status else None)
+            except Exception:
+                log.exception("Could not write the audit of %s %s", scope.get("method"), scope.get("path"))
 
 
 async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:

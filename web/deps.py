@@ -78,21 +78,40 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def read_referral(request: Request, session: Session, viewer: Principal | None, referral_id: int, action: str):
-    """Load a referral for a page that shows it, and record who looked (reads of case data are audited)."""
-    referral = access_referral(session, viewer, referral_id, action)
-    with transaction(request.app.state.session_factory) as audit_session:
-        audit.record(
-            audit_session,
+    """Load a referral for a page that shows it. The access module notes the read; the audit middleware
+    writes it after the response (see caseconf.audit)."""
+    return access_referral(session, viewer, referral_id, action)
+
+
+def note_listed(viewer: Principal | None, record_type: str, ids) -> None:
+    """Note that a page showed these records in a list (audited after the response with their ids)."""
+    audit.note_listed(
+        record_type,
+        list(ids),
+        actor_person_id=viewer.person_id if viewer else None,
+        actor_label=viewer.email if viewer else "",
+    )
+
+
+def flush_accesses(session_factory, scope, collector: audit.AccessCollector, status: int | None) -> None:
+    """Write what one request read or changed, in a transaction of its own (the audit middleware calls this)."""
+    if not collector.notes:
+        return
+    request = Request(scope)
+    principal = scope.get("state", {}).get("principal")
+    with transaction(session_factory) as session:
+        audit.flush_accesses(
+            session,
+            collector,
             now=now_of(request),
-            action="referral.viewed",
-            actor_person_id=viewer.person_id if viewer else None,
-            actor_label=viewer.email if viewer else "",
-            record_type="referral",
-            record_id=referral.id,
+            method=request.method,
+            path=request.url.path,
+            status=status,
             ip_address=client_ip(request),
-            page=request.url.path,
+            user_agent=request.headers.get("user-agent"),
+            actor_person_id=principal.person_id if principal else None,
+            actor_label=principal.email if principal else "",
         )
-    return referral
 
 
 def safe_next_path(value: str | None) -> str:

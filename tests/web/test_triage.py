@@ -141,7 +141,7 @@ def test_looking_at_a_referral_is_audited(client, session_factory, session, subm
     views = session.scalars(
         select(AuditEvent).where(AuditEvent.action == "referral.viewed", AuditEvent.record_id == str(referral_id))
     ).all()
-    assert [v.detail["page"] for v in views] == [
+    assert [v.detail["path"] for v in views] == [
         f"/triage/{referral_id}",
         f"/referrals/{referral_id}",
         f"/referrals/{referral_id}/documents",
