@@ -93,7 +93,11 @@ def create_app(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_FORM_BYTES and not UPLOAD_PATH.fullmatch(request.url.path):
             # Only document uploads are big; any other body this large is refused before it is read.
-            response = render(request, "errors/too_large.html", status_code=413)
+            if request.url.path.startswith(API_PREFIX):
+                message = f"The request body is too large: at most {MAX_FORM_BYTES // (1024 * 1024)} MB"
+                response = api.ApiProblem(413, [("body", message)]).response()
+            else:
+                response = render(request, "errors/too_large.html", status_code=413)
             response.headers.update(security_headers(request.url.path))
             return response
         had_cookie = CSRF_COOKIE in request.cookies

@@ -10,6 +10,7 @@ cannot disagree about what is valid. Every error is JSON: {"errors": [{"field", 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AllowInfNan, BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 from pydantic import Field as Schema
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -61,8 +72,17 @@ class ApiProblem(Exception):
         self.status_code, self.problems, self.headers = status_code, list(problems), headers or {}
 
     def response(self) -> JSONResponse:
-        errors = [{"field": field, "message": message} for field, message in self.problems]
+        errors = [
+            {"field": _printable(field, 200), "message": _printable(message, 2000)} for field, message in self.problems
+        ]
         return JSONResponse({"errors": errors}, status_code=self.status_code, headers=self.headers)
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """Text to echo in an error: a lone surrogate (valid in JSON escapes, not in UTF-8) becomes '?'."""
+    if text is None:
+        return None
+    return text[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 class _ApiRoute(APIRoute):
@@ -171,6 +191,17 @@ def _refuse(
 # --- The submission body, made from the form's own definition ------------------------------------------
 
 ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(value: str) -> str:
+    # JSON may carry a lone surrogate as an escape (\\ud800); it is not text and cannot be stored.
+    if SURROGATE.search(value):
+        raise ValueError("not valid Unicode text")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_storable)]
 
 
 def _is_yes_no(f: Field) -> bool:
@@ -179,16 +210,16 @@ def _is_yes_no(f: Field) -> bool:
 
 def _json_type(f: Field) -> Any:
     if f.kind == "date":
-        return Annotated[StrictStr, Schema(pattern=ISO_DATE, json_schema_extra={"format": "date"})]
+        return Annotated[Text, Schema(pattern=ISO_DATE, json_schema_extra={"format": "date"})]
     if f.kind == "integer":
         return StrictInt
     if f.kind == "decimal":
         return Annotated[StrictFloat, AllowInfNan(False)]
     if f.kind == "checkboxes":
-        return list[StrictStr]
+        return list[Text]
     if _is_yes_no(f):
         return StrictBool
-    return StrictStr
+    return Text
 
 
 def _describe(f: Field) -> str:
@@ -220,7 +251,7 @@ ReferralSubmission = create_model(
     __config__=ConfigDict(
         extra="forbid", json_schema_extra={"required": ["school_urn", "child_at_immediate_risk", *PAGE_MODELS]}
     ),
-    school_urn=(StrictStr, Schema(description="The URN of the child's school; the token's person must refer for it")),
+    school_urn=(Text, Schema(description="The URN of the child's school; the token's person must refer for it")),
     child_at_immediate_risk=(
         StrictBool,
         Schema(
