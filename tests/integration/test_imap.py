@@ -31,7 +31,7 @@ def imap_server():
     port = free_port()
     # Not under pytest's tmp dir: that is private to us, and Dovecot's own users must read the config.
     root = Path(tempfile.mkdtemp(prefix="caseconf-dovecot-"))
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - world-readable on purpose: Dovecot runs as its own users
     for name in ("run", "mail", "home"):
         (root / name).mkdir()
     if os.geteuid() == 0:
