@@ -1,25 +1,30 @@
 """Who may see or do what. Every page, download, PDF and email builder asks here; default deny.
 
-Rules are listed in RULES: an action is allowed when the principal holds one of the roles
-named for it (scoped rules on particular records arrive with the records' own services).
+Rules are listed in RULES: an action is allowed when the principal holds one of the roles named for it.
+Rules on particular records (a referral, a meeting, an action) follow, each with its own function.
+docs/access.md lists every role against every resource and action; tests/web/test_access_table.py
+walks that table against the running app.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from agencies.models import Person, Role, School
+from agencies.models import Agency, Person, Role, School, SharingGroup
 from caseconf import audit
 from caseconf.errors import Forbidden, NotFound
 from meetings.models import (
     Action,
     AgendaItem,
+    AgendaItemStatus,
     Invitation,
     Meeting,
     MeetingStatus,
+    Minute,
     PupilOfConcern,
     Referral,
     ReferralStatus,
@@ -40,6 +45,9 @@ class Principal:
     name: str
     email: str
     grants: tuple[Grant, ...] = field(default_factory=tuple)
+    # When the request is made: grants that last for a time (an agency's view of a meeting's cases) need it,
+    # and are refused without it.
+    now: datetime | None = None
 
     @property
     def roles(self) -> set[Role]:
@@ -56,8 +64,12 @@ class Principal:
     def area_ids(self) -> frozenset[int]:
         return frozenset(g.area_id for g in self.scopes(Role.eip) if g.area_id is not None)
 
+    @property
+    def agency_ids(self) -> frozenset[int]:
+        return frozenset(g.agency_id for g in self.scopes(Role.agency_rep) if g.agency_id is not None)
 
-def principal_for(person: Person) -> Principal:
+
+def principal_for(person: Person, *, now: datetime | None = None) -> Principal:
     return Principal(
         person_id=person.id,
         name=person.name,
@@ -65,6 +77,7 @@ def principal_for(person: Person) -> Principal:
         grants=tuple(
             Grant(Role(g.role), area_id=g.area_id, school_id=g.school_id, agency_id=g.agency_id) for g in person.grants
         ),
+        now=now,
     )
 
 
@@ -108,19 +121,122 @@ def require(principal: Principal | None, action: str) -> None:
         raise Forbidden(action)
 
 
-# What each role may do to one referral. A school sees its own; an EIP their area's; a coordinator
-# any that has left the school (they run the clinics). Agency reps come with meeting invitations.
+# The sharing matrix (notes/referral-form.md): the restricted sections of a referral and the sharing groups
+# of the agencies that may read them. Every other section goes to each agency invited to discuss it.
+RESTRICTED_SECTIONS: dict[str, frozenset[SharingGroup]] = {
+    "health": frozenset({SharingGroup.safeguarding, SharingGroup.health}),
+    "community_safety": frozenset({SharingGroup.safeguarding, SharingGroup.police}),
+}
+
+
+def may_see_section(sharing_group: str, section: str) -> bool:
+    allowed = RESTRICTED_SECTIONS.get(section)
+    return allowed is None or sharing_group in allowed
+
+
+def has_consent_or_basis(referral: Referral) -> bool:
+    if referral.consent_status == "given":
+        return bool(referral.consent_given_by and referral.consent_given_on)
+    return bool(referral.lawful_basis and referral.lawful_basis_reason and referral.lawful_basis_decided_by)
+
+
+def may_share(referral: Referral | None) -> bool:
+    """A child's case goes to other agencies only with consent or a recorded lawful basis, never once withdrawn."""
+    return referral is not None and referral.consent_withdrawn_at is None and has_consent_or_basis(referral)
+
+
+def agency_view_ends(meeting: Meeting) -> datetime:
+    """An agency's view of a meeting's cases ends the series' access window after the meeting, or after its
+    minutes went round if that was later."""
+    session = object_session(meeting)
+    circulated = (
+        session.scalar(select(Minute.circulated_at).where(Minute.meeting_id == meeting.id)) if session else None
+    )
+    last = max(meeting.ends_at, circulated) if circulated else meeting.ends_at
+    return last + timedelta(days=meeting.series.agency_access_days)
+
+
+def agency_view_open(meeting: Meeting, now: datetime | None) -> bool:
+    """Until agency_view_ends; never for a cancelled meeting. (Papers exist only once circulated.)"""
+    return now is not None and meeting.status != MeetingStatus.cancelled and now <= agency_view_ends(meeting)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What of one referral a person may read: every section (the school, those who run the clinic), or those
+    the sharing groups of the agencies they represent at a meeting discussing it allow, until `until`."""
+
+    full: bool
+    sharing_groups: frozenset[str] = frozenset()
+    until: datetime | None = None
+
+    def shows(self, section: str) -> bool:
+        return self.full or any(may_see_section(group, section) for group in self.sharing_groups)
+
+
+def agency_listings(principal: Principal, referral: Referral) -> list[tuple[Meeting, str]]:
+    """The meetings at which this agency rep may read the referral now, with the sharing group they represent:
+    it is on the agenda, they are invited for one of their agencies, its papers have gone out and the agency
+    view is open."""
+    session = object_session(referral)
+    if session is None or principal.now is None or not principal.agency_ids or not may_share(referral):
+        return []
+    rows = session.execute(
+        select(Meeting, Agency.sharing_group)
+        .join(AgendaItem, AgendaItem.meeting_id == Meeting.id)
+        .join(Invitation, Invitation.meeting_id == Meeting.id)
+        .join(Agency, Agency.id == Invitation.agency_id)
+        .where(
+            AgendaItem.referral_id == referral.id,
+            AgendaItem.status != AgendaItemStatus.removed,
+            Invitation.person_id == principal.person_id,
+            Invitation.cancelled_at.is_(None),
+            Invitation.agency_id.in_(sorted(principal.agency_ids)),
+        )
+    ).all()
+    now = principal.now
+    return [
+        (meeting, group)
+        for meeting, group in rows
+        if meeting.papers_sent_at is not None and meeting.papers_sent_at <= now and agency_view_open(meeting, now)
+    ]
+
+
+def case_view(principal: Principal | None, referral: Referral) -> CaseView | None:
+    """What of the referral the principal may read; None: nothing at all."""
+    if principal is None:
+        return None
+    submitted = referral.status != ReferralStatus.draft
+    if (
+        referral.school_id in principal.school_ids
+        or (referral.school.area_id in principal.area_ids and submitted)
+        or (Role.coordinator in principal.roles and submitted)
+    ):
+        return CaseView(full=True)
+    listings = agency_listings(principal, referral)
+    if not listings:
+        return None
+    return CaseView(
+        full=False,
+        sharing_groups=frozenset(group for _, group in listings),
+        until=max(agency_view_ends(meeting) for meeting, _ in listings),
+    )
+
+
+# What each role may do to one referral. A school sees its own; an EIP their area's; a coordinator any that
+# has left the school (they run the clinics); an agency rep one listed at a meeting they are invited to, while
+# the agency view is open (case_view). Reading includes its documents.
 REFERRAL_ACTIONS = ("view", "edit_draft", "answer", "withdraw", "triage", "download")
 
 
 def can_on_referral(principal: Principal | None, action: str, referral: Referral) -> bool:
     if principal is None or action not in REFERRAL_ACTIONS:
         return False
+    if action in ("view", "download"):
+        return case_view(principal, referral) is not None
     own_school = referral.school_id in principal.school_ids
     own_area = referral.school.area_id in principal.area_ids
     submitted = referral.status != ReferralStatus.draft
-    if action in ("view", "download"):
-        return own_school or (own_area and submitted) or (Role.coordinator in principal.roles and submitted)
     if action == "edit_draft":
         return own_school and referral.status == ReferralStatus.draft
     if action == "answer":
@@ -146,6 +262,16 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
         raise Forbidden(f"referral.{action}")
     audit.note_access("referral", referral.id, action, **_actor(principal))
     return referral
+
+
+def can_read_access_log(principal: Principal | None, referral: Referral) -> bool:
+    """Who may read a referral's access log: the data protection officer, an admin, and the EIP for its area
+    once it has been submitted."""
+    if principal is None:
+        return False
+    if principal.roles & {Role.data_protection_officer, Role.admin}:
+        return True
+    return referral.status != ReferralStatus.draft and referral.school.area_id in principal.area_ids
 
 
 # What each role may do to one meeting. The coordinator runs every clinic; an EIP those serving their
@@ -191,9 +317,11 @@ def can_on_meeting(session: Session, principal: Principal | None, action: str, m
         )
     if action == "rsvp":
         return invited and meeting.status != MeetingStatus.cancelled
-    if action == "papers" and meeting.status == MeetingStatus.cancelled:
-        return runs_it  # a cancelled meeting's papers are withdrawn from those invited
-    return runs_it or invited  # view, papers
+    if action in ("papers", "minutes"):
+        # Those invited read the papers and minutes while the agency view is open (a cancelled meeting's
+        # papers are withdrawn); a school invited to its own Team Around the School reads them as an agency.
+        return runs_it or (invited and agency_view_open(meeting, principal.now))
+    return runs_it or invited  # view
 
 
 def access_meeting(session: Session, principal: Principal | None, meeting_id: int, action: str) -> Meeting:

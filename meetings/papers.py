@@ -21,9 +21,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agencies.models import Agency, Person, SharingGroup
+from agencies.models import Agency, Person
 from caseconf import audit
 from caseconf.clock import london_text
+from meetings.access import RESTRICTED_SECTIONS, may_share
 from meetings.agenda import Slot, item_label, slots
 from meetings.documents import PDF, store_file
 from meetings.models import (
@@ -36,11 +37,11 @@ from meetings.models import (
     Referral,
     Visibility,
 )
-from meetings.referrals import has_consent_or_basis, reason_options
+from meetings.referrals import reason_options
 
 FULL = "Full pack for the chair and coordinator"
-HEALTH_GROUPS = frozenset({SharingGroup.safeguarding, SharingGroup.health})
-COMMUNITY_SAFETY_GROUPS = frozenset({SharingGroup.safeguarding, SharingGroup.police})
+HEALTH_GROUPS = RESTRICTED_SECTIONS["health"]
+COMMUNITY_SAFETY_GROUPS = RESTRICTED_SECTIONS["community_safety"]
 
 RSVP_WORDS = {
     "needs_action": "No reply yet",
@@ -81,8 +82,7 @@ def _environment() -> Environment:
 
 
 def may_circulate(referral: Referral | None) -> bool:
-    """Papers about a child go out only with consent or a recorded lawful basis, never once withdrawn."""
-    return referral is not None and referral.consent_withdrawn_at is None and has_consent_or_basis(referral)
+    return may_share(referral)
 
 
 def held_items(meeting: Meeting) -> list[AgendaItem]:
@@ -222,9 +222,11 @@ def _render(
 
 
 def _to_pdf(html: str) -> bytes:
-    from weasyprint import HTML  # slow to import; only packs need it
+    from weasyprint import HTML, URLFetcher  # slow to import; only packs need it
 
-    return HTML(string=html).write_pdf()
+    # Nothing is fetched: no http(s), no file: (the stylesheets are inline), so no text in a pack can make the
+    # server request a URL or read a local file. Only data: URLs, which carry their own bytes, are read.
+    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=("data",))).write_pdf()
 
 
 def build_pack(session: Session, meeting: Meeting, *, agency: Agency | None = None) -> bytes:

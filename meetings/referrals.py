@@ -21,7 +21,7 @@ from agencies.models import School
 from caseconf import audit
 from caseconf.clock import london_today
 from caseconf.errors import Conflict, Invalid, NotFound
-from meetings.access import Principal, can_on_referral
+from meetings.access import Principal, can_on_referral, has_consent_or_basis
 from meetings.models import (
     AgendaItem,
     AgendaItemKind,
@@ -277,12 +277,6 @@ def _apply(session: Session, referral: Referral, key: str, v: dict[str, Any]) ->
         referral.lawful_basis_reason = None if given else v.get("lawful_basis_reason")
         referral.lawful_basis_decided_by = None if given else v.get("lawful_basis_decided_by")
         referral.child_view_on_sharing = v.get("child_view_on_sharing")
-
-
-def has_consent_or_basis(referral: Referral) -> bool:
-    if referral.consent_status == "given":
-        return bool(referral.consent_given_by and referral.consent_given_on)
-    return bool(referral.lawful_basis and referral.lawful_basis_reason and referral.lawful_basis_decided_by)
 
 
 def submit_referral(session: Session, *, referral: Referral, now: datetime, person_id: int) -> ReferralStatusChange:

@@ -60,7 +60,7 @@ def current_principal(request: Request) -> Principal | None:
     # A session of its own, so the handler's session starts with no transaction open.
     with request.app.state.session_factory() as session:
         person = person_for_session(session, raw_session=raw, now=now_of(request))
-        principal = principal_for(person) if person else None
+        principal = principal_for(person, now=now_of(request)) if person else None
     request.state.principal = principal
     return principal
 

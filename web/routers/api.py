@@ -143,7 +143,7 @@ def api_caller(
     with transaction(request.app.state.session_factory) as session:
         token = authenticate_api_token(session, raw_token=raw, now=now_of(request)) if raw else None
         if token is not None:
-            return ApiCaller(principal=principal_for(token.person), token_id=token.id)
+            return ApiCaller(principal=principal_for(token.person, now=now_of(request)), token_id=token.id)
         audit.record(
             session,
             now=now_of(request),

@@ -18,8 +18,18 @@ from caseconf.clock import london_today
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from flows.triggers import request_delivery
 from meetings import minutes, referrals
-from meetings.access import Principal, access_referral, can_on_referral, principal_for, require
+from meetings.access import (
+    CaseView,
+    Principal,
+    access_referral,
+    agency_listings,
+    can_on_referral,
+    case_view,
+    principal_for,
+    require,
+)
 from meetings.models import Action, ActionStatus, AgendaItem, Decision, Referral, ReferralStatus
+from meetings.papers import facts
 from meetings.referral_form import PAGES, Page, page_for
 from meetings.referral_rules import LABELS, OPEN_STATUSES, SCHOOL_TODO
 from notifications.emails import queue_referral_status, queue_referral_submitted
@@ -30,6 +40,7 @@ from web.deps import (
     Viewer,
     client_ip,
     mail_context,
+    note_listed,
     now_of,
     read_referral,
     render,
@@ -126,6 +137,7 @@ def your_referrals(request: Request, session: DbSession, viewer: SignedIn) -> Re
         )
         for r in found
     ]
+    note_listed(viewer, "referral", [r.id for r in found])
     return render(request, "referrals/index.html", rows=rows, schools=_schools_of(session, viewer))
 
 
@@ -265,11 +277,35 @@ def referral_page(
     request: Request, session: DbSession, viewer: SignedIn, referral_id: int, done: str | None = None
 ) -> Response:
     referral = read_referral(request, session, viewer, referral_id, "view")
+    view = case_view(viewer, referral)
+    if view is not None and not view.full:
+        return _agency_page(request, session, viewer, referral, view)
     if referral.status == ReferralStatus.draft:
         if not can_on_referral(viewer, "edit_draft", referral):
             raise Forbidden("referral.edit_draft")
         return _task_list(request, session, referral)
     return _status_page(request, session, viewer, referral, done=done)
+
+
+def _agency_page(request: Request, session: Session, viewer: Principal, referral, view: CaseView) -> Response:
+    """What an invited agency reads: the sections its sharing group may see, while its view is open."""
+    submitted_on = london_today(referral.submitted_at) if referral.submitted_at else london_today(now_of(request))
+    sent_with_this_form = set(referral.draft_answers or {}) >= {p.key for p in PAGES}
+    restricted = [
+        (title, facts(getattr(referral, section)))
+        for section, title in (("health", "Health and wellbeing"), ("community_safety", "Community safety"))
+        if view.shows(section)
+    ]
+    return render(
+        request,
+        "referrals/shared.html",
+        referral=referral,
+        child_name=child_name(referral),
+        until=view.until,
+        meetings=[m for m, _ in agency_listings(viewer, referral)],
+        cards=answer_cards(session, referral, today=submitted_on, editable=False) if sent_with_this_form else [],
+        restricted=restricted,
+    )
 
 
 @router.post("/{referral_id}/answer")
