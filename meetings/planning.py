@@ -429,6 +429,7 @@ NUMBERS = {
     "quorum_min_agencies": ("The number of agencies for quorum", 0, 20),
     "invite_days_ahead": ("How many days ahead invitations go", 1, 120),
     "chair_rotation_every": ("How many meetings each chair takes", 1, 20),
+    "agency_access_days": ("The days agencies may read a meeting's cases afterwards", 0, 365),
 }
 # After the meeting, in working days (notes/meetings-practice.md section 5 for the defaults).
 FOLLOW_THROUGH = {
@@ -639,6 +640,7 @@ SERIES_DEFAULTS = {
     "quorum_check_time": time(12, 0),
     "invite_days_ahead": 28,
     "chair_rotation_every": 3,
+    "agency_access_days": 28,
     "outcome_due_working_days": 1,
     "minutes_due_working_days": 5,
     "corrections_working_days": 10,
