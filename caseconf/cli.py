@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke_token.set_defaults(handler=cmd_api_token_revoke)
     list_tokens = api_token_commands.add_parser("list", help="List tokens (never the tokens themselves).")
     list_tokens.set_defaults(handler=cmd_api_token_list)
+    _add_data_protection_commands(command)
     return parser
 
 
@@ -564,6 +565,64 @@ def cmd_up(settings: Settings, args) -> int:
     return run_everything(settings, host=args.host, port=args.port, load_demo=not args.no_demo)
 
 
+def _add_data_protection_commands(command) -> None:
+    retention = command(
+        "retention", cmd_retention, "The retention schedule: report what is due, or report it and then apply it."
+    )
+    mode = retention.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dry-run", action="store_true", help="report what is due and change nothing")
+    mode.add_argument("--apply", action="store_true", help="report what is due, then redact or delete it")
+    export = command("subject-access", cmd_subject_access, "Write a child's subject access export (a zip) for the DPO.")
+    export.add_argument("--child-id", type=int, required=True, help="the child's id (shown on the DPO's search)")
+    export.add_argument("--out", required=True, help="the zip file to write (not overwritten if it exists)")
+
+
+def cmd_retention(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from meetings.retention import RetentionRules
+    from notifications import retention
+
+    now, rules = SystemClock().now(), RetentionRules.from_settings(settings)
+    with transaction(_factory(settings)) as session:
+        dry = retention.dry_run(session, now, rules)
+    print(f"Retention dry run {dry.id}: {dry.report['total']} records due")
+    for line in retention.report_lines(dry.report):
+        print(f"  {line}")
+    if args.apply:
+        with transaction(_factory(settings)) as session:
+            applied = retention.apply_run(session, now, rules, dry, storage_dir=settings.documents_dir)
+        print(f"Retention run {applied.id} applied: {applied.report['total']} records redacted or deleted")
+        for line in retention.report_lines(applied.report):
+            print(f"  {line}")
+    return 0
+
+
+def cmd_subject_access(settings: Settings, args) -> int:
+    from caseconf.clock import SystemClock
+    from caseconf.db import transaction
+    from caseconf.errors import NotFound
+    from notifications.subject_access import export_zip
+
+    out = Path(args.out)
+    if out.exists():
+        print(f"{out} already exists: choose another file name.", file=sys.stderr)
+        return 2
+    try:
+        with transaction(_factory(settings)) as session:
+            data = export_zip(
+                session, args.child_id, now=SystemClock().now(), storage_dir=settings.documents_dir, actor_label="cli"
+            )
+    except NotFound:
+        print(f"There is no child with id {args.child_id}.", file=sys.stderr)
+        return 1
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    print(f"Wrote the subject access export for child {args.child_id} to {out} ({len(data)} bytes).")
+    return 0
+
+
 # Commands that read or write the directory or the outbox refuse an unmigrated database.
 NEEDS_SCHEMA = {
     cmd_simulate,
@@ -575,6 +634,7 @@ NEEDS_SCHEMA = {
     cmd_inbox_listener,
 }
 NEEDS_SCHEMA |= {cmd_api_token_create, cmd_api_token_revoke, cmd_api_token_list, cmd_simulate}
+NEEDS_SCHEMA |= {cmd_retention, cmd_subject_access}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,7 @@ from prefect.schedules import Cron
 from flows import clinic
 from flows.delivery import deliver_outbox
 from flows.mailbox import read_inbox, weekly_digest
+from flows.retention import apply_retention
 from flows.triggers import DELIVER_OUTBOX
 
 TIMEZONE = "Europe/London"
@@ -98,6 +99,12 @@ SCHEDULED = (
         "0 7 * * 1",
         "Monday 07:00: each school's open referrals and what each is waiting for.",
         concurrency_limit=None,
+    ),
+    Scheduled(
+        apply_retention,
+        "retention",
+        "30 2 * * *",
+        "02:30: the retention schedule's dry-run report, then what it lists redacted or deleted (unless report-only).",
     ),
 )
 
