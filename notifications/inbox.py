@@ -226,6 +226,11 @@ def _handle(
     # Calendar replies come first: mail clients may mark them automatic, and they are never answered.
     if _handle_calendar_reply(session, inbound, message, now=now, report=report):
         return
+    if not inbound.sender:
+        # No address to answer, but it may be a person's message with a broken From: a person looks at it.
+        inbound.status, inbound.note = InboundStatus.needs_human, "No sender address could be read: kept for the team"
+        report.for_a_person += 1
+        return
     if _is_automatic(message, inbound.sender, own_address):
         inbound.status, inbound.note = InboundStatus.ignored, "Automatic or looping message: not answered"
         report.ignored += 1
