@@ -2,6 +2,10 @@
 
 Every entry carries the series name, the time and place, and a portal link: never anything about a
 child. Invitations go one per recipient, because the list of who attends is itself sensitive.
+
+Text from people (a series name, a location, a person's name) reaches a calendar only through _text and
+_clean: no CR, LF, NUL, U+2028 or other line break survives to start a property of its own (ATTENDEE:...),
+and icalendar escapes what remains (commas, semicolons, backslashes; newlines in DESCRIPTION as \\n).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from caseconf.clock import LONDON
+from caseconf.security import one_line, text_lines
 from meetings.models import Invitation, InviteeRole, Meeting, MeetingStatus
 
 PRODID = "-//caseconf//Case conference invitations//EN"
@@ -33,8 +38,13 @@ class Reply:
 
 
 def _clean(value: str, limit: int = 200) -> str:
-    # CR/LF in a parameter could start a new property: strip them (and quotes, which end a quoted value).
-    return " ".join(value.replace('"', "'").split())[:limit]
+    # A line break in a parameter could start a new property: none survive (nor quotes, which end a quoted value).
+    return one_line(value.replace('"', "'"), limit)
+
+
+def _text(value: str, limit: int = 500) -> str:
+    """A single-line text property (SUMMARY, LOCATION, URL)."""
+    return one_line(value, limit)
 
 
 def _address(email: str, name: str) -> vCalAddress:
@@ -71,11 +81,11 @@ def _event(meeting: Meeting, *, now: datetime, portal_url: str, description: str
     event.add("dtstamp", now.astimezone(UTC))
     event.add("dtstart", _local(meeting.starts_at))
     event.add("dtend", _local(meeting.ends_at))
-    event.add("summary", meeting.series.name)
+    event.add("summary", _text(meeting.series.name))
     if meeting.location:
-        event.add("location", meeting.location)
-    event.add("description", description)
-    event.add("url", portal_url)
+        event.add("location", _text(meeting.location))
+    event.add("description", text_lines(description)[:4000])
+    event.add("url", _text(portal_url, 2000))
     event.add("transp", "OPAQUE")
     return event
 

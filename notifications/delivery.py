@@ -25,9 +25,11 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from caseconf.db import transaction
+from caseconf.security import one_line
 from caseconf.settings import Settings
 from meetings.documents import document_path
 from meetings.models import Document
+from notifications.compose import ONE_LINE_HEADERS
 from notifications.models import OutboundMessage, OutboundStatus
 from notifications.smtp import SendResult, SmtpConnection
 
@@ -83,8 +85,8 @@ def read_attachments(session: Session, message: OutboundMessage, storage_dir: Pa
 
 
 def build_email(message: OutboundMessage, sender: Sender, attachments: Sequence[Attachment] = ()) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = formataddr((sender.name, sender.address))
+    email = EmailMessage(policy=ONE_LINE_HEADERS)  # every header one line, whatever text it is given
+    email["From"] = formataddr((one_line(sender.name), sender.address))  # encoded, so cleaned before
     email["To"] = message.recipient
     email["Subject"] = message.subject
     email["Message-ID"] = message.message_id
@@ -104,7 +106,9 @@ def build_email(message: OutboundMessage, sender: Sender, attachments: Sequence[
         email.add_alternative(message.ics, subtype="calendar", params={"method": message.ics_method or "REQUEST"})
     for attachment in attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
-        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
+        # An RFC 2231-encoded name would carry a U+2028 past the policy: made one line first.
+        filename = one_line(attachment.filename, 200) or "attachment"
+        email.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=filename)
     return email
 
 

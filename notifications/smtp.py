@@ -4,6 +4,10 @@
 a thread of its own, so it works from plain code and from code already inside an event loop).
 Each send returns a `SendResult` and never raises: a refused recipient or rejected message is
 permanent (5xx), anything about the connection, the login or the server being busy is temporary.
+
+Every message goes to exactly one envelope recipient, the single address in its To header: a To that
+smuggles in a second address ("x,evil@example.org"), a Cc or Bcc, or any header value holding a line
+break is refused here, permanently, whoever built the message.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import ipaddress
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import getaddresses
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+
+from caseconf.validation import is_email_address
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,24 @@ class SmtpTarget:
         if self.use_tls:
             return False
         return None if self.on_loopback else True
+
+
+class UnsafeMessage(ValueError):
+    """A message that could send to someone other than its one recipient."""
+
+
+def envelope_recipient(message: EmailMessage) -> str:
+    """The one address a message is sent to; UnsafeMessage for anything that could reach anyone else."""
+    for name, value in message.items():
+        if "\r" in str(value) or "\n" in str(value):
+            raise UnsafeMessage(f"the {name} header is not one line")
+    if message.get_all("Cc") or message.get_all("Bcc"):
+        raise UnsafeMessage("a message goes to one recipient: no Cc or Bcc")
+    to = message.get_all("To") or []
+    found = getaddresses([str(value) for value in to])
+    if len(to) != 1 or len(found) != 1 or not is_email_address(found[0][1]):
+        raise UnsafeMessage("the To header must be exactly one email address")
+    return found[0][1]
 
 
 def _describe(exc: BaseException) -> str:
@@ -137,7 +162,11 @@ class SmtpConnection:
 
     async def _send_one(self, message: EmailMessage) -> SendResult:
         try:
-            await self._client.send_message(message)
+            recipient = envelope_recipient(message)
+        except UnsafeMessage as exc:
+            return SendResult(ok=False, permanent=True, error=f"not sent: {exc}")
+        try:
+            await self._client.send_message(message, recipients=[recipient])
         except Exception as exc:
             result = classify_send_error(exc)
             if isinstance(exc, aiosmtplib.SMTPServerDisconnected | OSError | TimeoutError):
