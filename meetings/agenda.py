@@ -274,6 +274,7 @@ def due_reviews(session: Session, meeting: Meeting, *, now: datetime) -> list[Re
             .join(School, School.id == Referral.school_id)
             .where(
                 Referral.status == ReferralStatus.review,
+                Referral.consent_withdrawn_at.is_(None),
                 Referral.id.in_(review_due),
                 _serves(meeting),
                 ~_listed_on_future_meeting(Referral.id, now),
@@ -394,6 +395,7 @@ def addable_referrals(session: Session, meeting: Meeting, *, now: datetime) -> l
             .join(School, School.id == Referral.school_id)
             .where(
                 or_(Referral.status == ReferralStatus.accepted, Referral.status == ReferralStatus.review),
+                Referral.consent_withdrawn_at.is_(None),
                 _serves(meeting),
                 ~_listed_on_future_meeting(Referral.id, now),
             )

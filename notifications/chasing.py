@@ -169,6 +169,8 @@ def _announceable(session: Session, action: Action) -> bool:
 
 
 def _due_step(session: Session, action: Action, *, now: datetime) -> action_service.Step | None:
+    if action.owner_agency_id is not None and action.referral is not None and action.referral.consent_withdrawn_at:
+        return None  # consent withdrawn: no more emails about the referral go to agencies
     meeting = action_service.meeting_of(session, action)
     since = action_service.due_date_changed_at(session, action)
     step = action_service.next_step(action, meeting.series if meeting else None, london_today(now), since=since)
