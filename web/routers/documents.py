@@ -224,9 +224,11 @@ def remove_document(request: Request, session: DbSession, principal: SignedIn, r
 
 
 def content_disposition(filename: str) -> str:
-    """attachment, with an ASCII name for old clients and the exact name (RFC 6266/5987) for the rest."""
+    """attachment, with an ASCII name for old clients and the exact name (RFC 6266/5987) for the rest.
+    Compatibility decomposition turns look-alikes such as a full-width solidus into '/', so separators
+    are replaced after it."""
     ascii_name = "".join(
-        ch if " " <= ch <= "~" and ch not in '"\\' else "_"
+        ch if " " <= ch <= "~" and ch not in '"\\/' else "_"
         for ch in unicodedata.normalize("NFKD", filename)
         if not unicodedata.combining(ch)
     )
