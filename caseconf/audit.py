@@ -8,14 +8,16 @@ of its own, unless the request already wrote a row naming that record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, event, inspect
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, and_, event, func, inspect, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from caseconf.clock import LONDON
 from caseconf.db import Base, UTCDateTime
 
 
@@ -57,7 +59,14 @@ def record(
     ip_address: str | None = None,
     **detail: Any,
 ) -> AuditEvent:
-    """Write one audit row in the caller's transaction."""
+    """Write one audit row in the caller's transaction. During a web request, the request's address, method,
+    path and browser are filled in where the caller gave none."""
+    collector = _collector.get()
+    if collector is not None:
+        ip_address = ip_address if ip_address is not None else collector.ip_address
+        for name, value in collector.request.items():
+            if value and name not in detail:
+                detail[name] = value
     event_row = AuditEvent(
         occurred_at=now,
         actor_person_id=actor_person_id,
@@ -69,7 +78,6 @@ def record(
         detail=detail,
     )
     session.add(event_row)
-    collector = _collector.get()
     if collector is not None:
         collector.written.append(event_row)
     return event_row
@@ -95,6 +103,8 @@ class AccessCollector:
     """What one request looked at and which rows it wrote. Mutated in place (never re-set), so notes made in
     a copy of the context (a sync endpoint's thread, a middleware's task) reach the request's collector."""
 
+    ip_address: str | None = None
+    request: dict[str, str] = field(default_factory=dict)  # method, path, user_agent
     notes: list[Note] = field(default_factory=list)
     written: list[AuditEvent] = field(default_factory=list)
 
@@ -102,8 +112,12 @@ class AccessCollector:
 _collector: ContextVar[AccessCollector | None] = ContextVar("caseconf_audit_collector", default=None)
 
 
-def start_collecting() -> tuple[AccessCollector, Token]:
-    collector = AccessCollector()
+def start_collecting(
+    *, ip_address: str | None = None, method: str = "", path: str = "", user_agent: str = ""
+) -> tuple[AccessCollector, Token]:
+    """Start noting for one web request (the audit middleware); rows written meanwhile get its address."""
+    request = {"method": method.upper(), "path": path, "user_agent": user_agent[:300]}
+    collector = AccessCollector(ip_address=ip_address, request=request)
     return collector, _collector.set(collector)
 
 
@@ -204,3 +218,68 @@ def flush_accesses(
             )
         )
     return rows
+
+
+
+# --- Reading the log -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """What to show. Dates are London dates, both ends included; text filters match exactly, except
+    `person`, which matches any part of the actor's label (their email address)."""
+
+    from_date: date | None = None
+    to_date: date | None = None
+    person: str = ""
+    action: str = ""
+    record_type: str = ""
+    record_id: str = ""
+    # Rows about any of these records: [(record_type, [record ids])] (a referral's log: it, its documents...).
+    records: Sequence[tuple[str, Sequence[str]]] = ()
+
+
+def london_day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=LONDON)
+
+
+def log_query(filters: LogFilters) -> Select:
+    query = select(AuditEvent)
+    if filters.from_date is not None:
+        query = query.where(AuditEvent.occurred_at >= london_day_start(filters.from_date))
+    if filters.to_date is not None:
+        query = query.where(AuditEvent.occurred_at < london_day_start(filters.to_date + timedelta(days=1)))
+    if filters.person:
+        pattern = "%" + filters.person.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = query.where(func.lower(AuditEvent.actor_label).like(pattern))
+    if filters.action:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.record_type:
+        query = query.where(AuditEvent.record_type == filters.record_type)
+    if filters.record_id:
+        query = query.where(AuditEvent.record_id == filters.record_id)
+    if filters.records:
+        wanted = [
+            and_(AuditEvent.record_type == kind, AuditEvent.record_id.in_([str(i) for i in ids]))
+            for kind, ids in filters.records
+            if ids
+        ]
+        query = query.where(or_(*wanted)) if wanted else query.where(AuditEvent.id.is_(None))
+    return query
+
+
+def count_log(session: Session, filters: LogFilters) -> int:
+    return session.scalar(select(func.count()).select_from(log_query(filters).subquery())) or 0
+
+
+def read_log(session: Session, filters: LogFilters, *, limit: int | None = None, offset: int = 0) -> list[AuditEvent]:
+    """Audit rows matching the filters, newest first."""
+    query = log_query(filters).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc()).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def action_names(session: Session) -> list[str]:
+    """Every action the log holds, for a filter's choices."""
+    return list(session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

@@ -82,6 +82,7 @@ DEMO_USERS: list[tuple[str, str]] = [
     ("Agency rep (CAMHS)", "camhs.rep@kestrelford.example.org"),
     ("School referrer (Alderbrook Federation)", "dsl@alderbrook.example.org"),
     ("Administrator", "admin@kestrelford.example.org"),
+    ("Data protection officer", "dpo@kestrelford.example.org"),
 ]
 
 REASONS = (

@@ -31,6 +31,7 @@ from meetings.documents import document_path
 from meetings.models import Document
 from notifications.compose import ONE_LINE_HEADERS
 from notifications.models import OutboundMessage, OutboundStatus
+from notifications.outbox import audit_sent
 from notifications.smtp import SendResult, SmtpConnection
 
 MAX_BACKOFF = timedelta(hours=6)
@@ -233,6 +234,7 @@ def _record_outcomes(
             status = record_result(message, result, now=now, max_attempts=max_attempts, backoff=backoff)
             if status == OutboundStatus.sent:
                 report.sent += 1
+                audit_sent(session, message, now=now)
             elif status == OutboundStatus.failed:
                 report.failed += 1
                 report.errors.append(f"message {message.id}: {result.error}")

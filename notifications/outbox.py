@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from caseconf import audit
 from caseconf.errors import Invalid
 from caseconf.validation import has_control_characters, is_email_address
 from notifications.models import OutboundMessage, OutboundStatus
@@ -81,3 +83,42 @@ def enqueue(
         # Another transaction queued the same key first: theirs stands.
         return session.scalars(select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key)).one()
     return message
+
+
+# Emails about an action are threaded on it (notifications.chasing.action_thread) and keyed by it.
+ACTION_THREAD = re.compile(r"<action-([0-9]+)@")
+ACTION_KEY = re.compile(r"action(?:-cannot-do|-no-recipient)?:([0-9]+):")
+
+
+def case_record(message: OutboundMessage) -> tuple[str, int] | None:
+    """The case record an email is about: its action, else its referral, else its meeting; None if none."""
+    found = ACTION_THREAD.match(message.in_reply_to or "") or ACTION_KEY.match(message.idempotency_key)
+    if found:
+        return "action", int(found.group(1))
+    if message.referral_id is not None:
+        return "referral", message.referral_id
+    if message.meeting_id is not None:
+        return "meeting", message.meeting_id
+    return None
+
+
+def audit_sent(session: Session, message: OutboundMessage, *, now: datetime) -> None:
+    """Record that an email about a case went to the mail server: the record and the recipient, never the body."""
+    about = case_record(message)
+    if about is None:
+        return
+    record_type, record_id = about
+    audit.record(
+        session,
+        now=now,
+        action="email.sent",
+        actor_label="outbox",
+        record_type=record_type,
+        record_id=record_id,
+        recipient=message.recipient,
+        kind=message.kind,
+        message_id=message.message_id,
+        referral_id=message.referral_id,
+        meeting_id=message.meeting_id,
+        attachments=[entry.get("document_id") for entry in message.attachments or []],
+    )

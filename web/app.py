@@ -42,6 +42,7 @@ from web.routers import (
     tas,
     triage,
 )
+from web.routers.audit import router as audit_router
 from web.routers.invitations import router as invitations_router
 from web.routers.meetings import router as meetings_router
 from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
@@ -142,6 +143,7 @@ def create_app(
         app.include_router(router, include_in_schema=router is api.router)
     app.include_router(meetings_router, include_in_schema=False)
     app.include_router(invitations_router, include_in_schema=False)
+    app.include_router(audit_router, include_in_schema=False)
     for router in (meeting_room.router, minutes.router, actions.router, contributions.router, tas.router):
         app.include_router(router, include_in_schema=False)
     if settings.uses_mail_catcher:
@@ -161,7 +163,13 @@ class AuditAccesses:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        collector, token = audit.start_collecting()
+        request = Request(scope)
+        collector, token = audit.start_collecting(
+            ip_address=client_ip(request),
+            method=request.method,
+            path=request.url.path,
+            user_agent=request.headers.get("user-agent", ""),
+        )
         status: list[int] = []
 
         async def send_noting_status(message: Message) -> None:

@@ -23,7 +23,7 @@ from meetings.access import Principal, access_action, can_on_action, can_on_meet
 from meetings.models import ActionStatus, AgencyWait, NotDoneReason, Referral
 from meetings.working_days import working_days_between
 from notifications.chasing import after_update
-from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render
+from web.deps import DbSession, SignedIn, client_ip, mail_context, note_listed, now_of, render
 
 router = APIRouter()
 
@@ -118,6 +118,7 @@ def tracker(
         else []
     )
     query = "&".join(f"{k}={v}" for k, v in (("agency", filters.agency_id), ("school", filters.school_id)) if v)
+    note_listed(viewer, "action", [a.id for a in found])
     return render(
         request,
         "actions/index.html",
@@ -154,6 +155,7 @@ def tracker_csv(
         "action",
         None,
         rows=len(found),
+        ids=[a.id for a in found],
         tab=tab,
         agency_id=filters.agency_id,
         school_id=filters.school_id,
@@ -318,6 +320,7 @@ def _blockages_page(
         for w in waits
     ]
     agencies = session.scalars(select(Agency).where(Agency.active.is_(True)).order_by(Agency.name)).all()
+    note_listed(viewer, "wait", [w.id for w in waits])
     return render(
         request,
         "actions/blockages.html",

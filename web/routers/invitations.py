@@ -15,7 +15,7 @@ from meetings.access import access_meeting, can_on_meeting, invitation_for
 from meetings.contributions import items_needing
 from meetings.models import MeetingStatus
 from notifications.calendar import build_feed
-from web.deps import DbSession, SignedIn, client_ip, now_of, render, settings_of
+from web.deps import DbSession, SignedIn, client_ip, note_listed, now_of, render, settings_of
 from web.routers.auth import too_many_attempts
 from web.security import token_attempts_blocked
 
@@ -94,6 +94,7 @@ def my_meetings(request: Request, session: DbSession, viewer: SignedIn) -> Respo
         and i.meeting.starts_at > now
         and can_on_meeting(session, viewer, "contribute", i.meeting)
     }
+    note_listed(viewer, "meeting", [i.meeting_id for i in upcoming])
     return render(request, "invitations/my_meetings.html", upcoming=upcoming, to_add=to_add)
 
 

@@ -26,7 +26,7 @@ from meetings.access import (
 from meetings.documents import document_path
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Minute, Referral
 from notifications.papers_mail import queue_item_moved
-from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, render, settings_of
+from web.deps import DbSession, SignedIn, client_ip, mail_context, note_listed, now_of, render, settings_of
 from web.routers.contributions import meeting_page_extras
 from web.routers.documents import content_disposition
 
@@ -77,6 +77,7 @@ def upcoming(request: Request, session: DbSession, viewer: SignedIn) -> Response
         minute.meeting_id: minute
         for minute in session.scalars(select(Minute).where(Minute.meeting_id.in_([m.id for m, _ in past])))
     }
+    note_listed(viewer, "meeting", [m.id for m, _ in visible])
     return render(
         request,
         "meetings/index.html",

@@ -17,7 +17,7 @@ from caseconf.errors import Conflict, Invalid, NotFound
 from meetings import concerns
 from meetings.access import Principal, can_on_action, can_on_meeting, require
 from meetings.models import Action, ActionStatus, PupilOfConcern, Referral
-from web.deps import DbSession, SignedIn, now_of, render
+from web.deps import DbSession, SignedIn, note_listed, now_of, render
 
 router = APIRouter(prefix="/tas")
 
@@ -81,6 +81,8 @@ def _index(
                 "actions": _open_actions(session, viewer, school.id),
             }
         )
+    note_listed(viewer, "concern", [c.id for s in schools for c in s["concerns"]])
+    note_listed(viewer, "action", [a.id for s in schools for a in s["actions"]])
     return render(
         request,
         "tas/index.html",

@@ -14,7 +14,7 @@ from meetings.access import access_referral, require
 from meetings.models import ReferralStatus
 from meetings.referral_rules import LABELS
 from notifications.emails import queue_referral_status
-from web.deps import DbSession, SignedIn, mail_context, now_of, read_referral, render, settings_of
+from web.deps import DbSession, SignedIn, mail_context, note_listed, now_of, read_referral, render, settings_of
 
 router = APIRouter(prefix="/triage")
 
@@ -39,6 +39,7 @@ def queue(request: Request, session: DbSession, viewer: SignedIn, done: str | No
         for r in referrals.referrals_in_areas(session, area_ids=areas)
         if r.status == ReferralStatus.information_requested
     ]
+    note_listed(viewer, "referral", [e.referral.id for e in waiting] + [r.id for r in with_schools])
     return render(
         request,
         "triage/index.html",

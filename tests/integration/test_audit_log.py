@@ -1,0 +1,301 @@
+"""Every read and write of case data through the real app writes an audit row naming the record, the person
+and their address; emails about a case are audited when the outbox delivers them; the rows cannot be changed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, select, text, update
+
+from agencies.api_tokens import create_api_token
+from agencies.auth import find_person_by_email
+from agencies.models import Person, School
+from caseconf import audit
+from caseconf.audit import AuditEvent, AuditImmutable
+from caseconf.db import transaction
+from meetings import documents, referrals
+from meetings.demo import COORDINATOR, load_demo
+from meetings.models import Action, Meeting, Referral, ReferralStatus
+from notifications.catcher import start_catcher
+from notifications.delivery import Sender, deliver_due
+from notifications.models import OutboundMessage
+from notifications.outbox import enqueue
+from tests.conftest import free_port
+from tests.unit.test_document_types import make_pdf
+from tests.web.conftest import csrf_from, sign_in
+from web.app import create_app
+
+REFERRER = "dsl@alderbrook.example.org"
+IP = "127.0.0.1"
+
+
+@pytest.fixture
+def client(settings, session_factory, clock):
+    with transaction(session_factory) as session:
+        load_demo(session, now=clock.now())
+    app = create_app(settings, session_factory=session_factory, clock=clock)
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=(IP, 50000)) as client:
+        client.headers["User-Agent"] = "audit-test-browser/1.0"
+        yield client
+
+
+def last_id(session_factory) -> int:
+    with session_factory() as session:
+        return session.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def rows_since(session_factory, since: int) -> list[AuditEvent]:
+    with session_factory() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.id > since).order_by(AuditEvent.id)))
+
+
+def person_id(session_factory, email: str) -> int:
+    with session_factory() as session:
+        return session.scalar(select(Person.id).where(Person.email == email))
+
+
+def naming(rows: list[AuditEvent], record_type: str, record_id: int) -> list[AuditEvent]:
+    return [r for r in rows if r.record_type == record_type and r.record_id == str(record_id)]
+
+
+def the_one_row(session_factory, client, path: str, record_type: str, record_id: int, **request) -> AuditEvent:
+    before = last_id(session_factory)
+    response = client.get(path, **request)
+    assert response.status_code == 200, (path, response.status_code)
+    [row] = naming(rows_since(session_factory, before), record_type, record_id)
+    assert row.ip_address == IP
+    return row
+
+
+def test_reading_a_referral_a_meeting_and_an_action_page_each_write_one_row(client, session_factory):
+    with session_factory() as session:
+        referral_id = session.scalar(
+            select(Referral.id).where(Referral.status != ReferralStatus.draft).order_by(Referral.id)
+        )
+        meeting_id = session.scalar(select(Meeting.id).order_by(Meeting.starts_at))
+        action_id = session.scalar(select(Action.id).order_by(Action.id))
+    assert referral_id and meeting_id and action_id, "the demo has a submitted referral, a meeting and an action"
+    sign_in(client, session_factory, COORDINATOR)
+    coordinator = person_id(session_factory, COORDINATOR)
+
+    row = the_one_row(session_factory, client, f"/referrals/{referral_id}", "referral", referral_id)
+    assert (row.action, row.actor_person_id, row.actor_label) == ("referral.viewed", coordinator, COORDINATOR)
+    assert row.detail["method"] == "GET" and row.detail["path"] == f"/referrals/{referral_id}"
+    assert row.detail["status"] == 200 and row.detail["user_agent"] == "audit-test-browser/1.0"
+
+    row = the_one_row(session_factory, client, f"/meetings/{meeting_id}", "meeting", meeting_id)
+    assert (row.action, row.actor_person_id) == ("meeting.viewed", coordinator)
+
+    row = the_one_row(session_factory, client, f"/actions/{action_id}", "action", action_id)
+    assert (row.action, row.actor_person_id) == ("action.viewed", coordinator)
+
+
+def test_a_refused_look_writes_no_read_row_only_the_refusal(client, session_factory):
+    with session_factory() as session:
+        referral_id = session.scalar(
+            select(Referral.id)
+            .join(School, School.id == Referral.school_id)
+            .where(Referral.status != ReferralStatus.draft, School.urn == "900002")  # Millrace, East
+        )
+    sign_in(client, session_factory, REFERRER)  # Alderbrook's referrer
+    before = last_id(session_factory)
+    assert client.get(f"/referrals/{referral_id}").status_code in (403, 404)
+    rows = rows_since(session_factory, before)
+    assert naming(rows, "referral", referral_id) == []
+    assert [r.action for r in rows] in (["access.refused"], [])
+
+
+def test_a_document_download_writes_one_row(client, session_factory, clock):
+    with transaction(session_factory) as session:
+        referrer = session.scalar(select(Person).where(Person.email == REFERRER))
+        school = session.scalar(select(School).where(School.urn == "900001"))
+        draft = referrals.start_referral(session, school_id=school.id, referrer_id=referrer.id, now=clock.now())
+        referral_id, referrer_id = draft.id, referrer.id
+    sign_in(client, session_factory, REFERRER)
+    page = client.get(f"/referrals/{referral_id}/documents")
+    response = client.post(
+        f"/referrals/{referral_id}/documents",
+        data={"csrf_token": csrf_from(page.text), "description": ""},
+        files=[("documents", ("plan.pdf", make_pdf("plan"), "application/octet-stream"))],
+    )
+    assert response.status_code == 303
+    with session_factory() as session:
+        [document] = documents.documents_for(session, referral_id)
+    before = last_id(session_factory)
+    assert client.get(f"/documents/{document.id}").status_code == 200
+    [row] = rows_since(session_factory, before)
+    assert (row.action, row.record_type, row.record_id) == ("document.downloaded", "document", str(document.id))
+    assert (row.actor_person_id, row.ip_address, row.detail["referral_id"]) == (referrer_id, IP, referral_id)
+
+
+def test_an_api_read_writes_one_row_naming_the_referral(client, session_factory, clock):
+    with transaction(session_factory) as session:
+        eip = find_person_by_email(session, "eip.north@kestrelford.example.org")
+        raw = create_api_token(
+            session, person_id=eip.id, name="test", now=clock.now(), valid_for=timedelta(days=30), actor_label=""
+        ).raw_token
+        referral = session.scalar(
+            select(Referral)
+            .join(School, School.id == Referral.school_id)
+            .where(
+                Referral.status != ReferralStatus.draft,
+                Referral.reference.is_not(None),
+                School.area_id == eip.grants[0].area_id,
+            )
+        )
+        referral_id, reference, eip_id = referral.id, referral.reference, eip.id
+    headers = {"Authorization": f"Bearer {raw}"}
+    row = the_one_row(
+        session_factory, client, f"/api/v1/referrals/{reference}", "referral", referral_id, headers=headers
+    )
+    assert (row.actor_person_id, row.action) == (eip_id, "api.referral_viewed")
+
+
+def test_list_pages_write_one_row_with_the_ids_shown(client, session_factory):
+    sign_in(client, session_factory, COORDINATOR)
+    before = last_id(session_factory)
+    assert client.get("/meetings").status_code == 200
+    [row] = [r for r in rows_since(session_factory, before) if r.action == "meeting.listed"]
+    assert row.record_id is None and row.detail["ids"] and row.actor_label == COORDINATOR
+    with session_factory() as session:
+        assert session.get(Meeting, int(row.detail["ids"][0])) is not None
+    before = last_id(session_factory)
+    assert client.get("/actions").status_code == 200
+    [row] = [r for r in rows_since(session_factory, before) if r.action == "action.listed"]
+    assert row.detail["path"] == "/actions" and row.ip_address == IP
+
+
+def test_a_post_writes_one_row_for_the_action_changed_and_a_refused_form_one_too(client, session_factory):
+    with session_factory() as session:
+        action_id = session.scalar(select(Action.id).where(Action.status == "open").order_by(Action.id))
+    sign_in(client, session_factory, COORDINATOR)
+    token = csrf_from(client.get(f"/actions/{action_id}").text)
+
+    before = last_id(session_factory)
+    response = client.post(f"/actions/{action_id}", data={"csrf_token": token, "kind": "update", "note": "Called mum"})
+    assert response.status_code == 303
+    rows = naming(rows_since(session_factory, before), "action", action_id)
+    assert [r.action for r in rows] == ["action.update"]
+    assert (rows[0].actor_person_id, rows[0].ip_address) == (person_id(session_factory, COORDINATOR), IP)
+    assert rows[0].detail["method"] == "POST" and rows[0].detail["user_agent"] == "audit-test-browser/1.0"
+
+    before = last_id(session_factory)
+    response = client.post(f"/actions/{action_id}", data={"csrf_token": token, "kind": "update", "note": ""})
+    assert response.status_code == 400  # nothing saved; the page shown again is the one row
+    [row] = naming(rows_since(session_factory, before), "action", action_id)
+    assert (row.action, row.detail["method"], row.detail["path"]) == ("action.viewed", "POST", f"/actions/{action_id}")
+    assert row.ip_address == IP and row.actor_label == COORDINATOR
+
+
+def test_an_email_about_a_case_is_audited_when_delivered_naming_the_recipient_not_the_body(
+    session_factory, clock, tmp_path
+):
+    with transaction(session_factory) as session:
+        load_demo(session, now=clock.now())
+        referral_id = session.scalar(select(Referral.id).order_by(Referral.id))
+        meeting_id = session.scalar(select(Meeting.id).order_by(Meeting.id))
+        for key, extra in (
+            ("about-referral", {"referral_id": referral_id}),
+            ("about-meeting", {"meeting_id": meeting_id}),
+            ("about-action", {"in_reply_to": "<action-77@kestrelford.example.org>", "referral_id": referral_id}),
+            ("sign-in:1", {}),
+        ):
+            enqueue(
+                session,
+                now=clock.now(),
+                idempotency_key=key,
+                kind="test",
+                recipient="camhs.rep@kestrelford.example.org",
+                subject="About a child",
+                body_text="SECRET BODY TEXT",
+                mail_domain="kestrelford.example.org",
+                **extra,
+            )
+    port = free_port()
+    catcher = start_catcher(tmp_path / "mail", "127.0.0.1", port)
+    try:
+        sender = Sender(address="clinic@kestrelford.example.org", name="Kestrelford Inclusion Team")
+        before = last_id(session_factory)
+        report = deliver_due(session_factory, smtp_url=f"smtp://127.0.0.1:{port}", sender=sender, now=clock.now)
+    finally:
+        catcher.stop()
+    assert report.sent >= 4
+    sent = [r for r in rows_since(session_factory, before) if r.action == "email.sent"]
+    found = {(r.record_type, r.record_id) for r in sent}
+    assert {("referral", str(referral_id)), ("meeting", str(meeting_id)), ("action", "77")} <= found
+    with session_factory() as session:
+        mine = session.scalars(select(OutboundMessage.id).where(OutboundMessage.idempotency_key.like("about-%"))).all()
+    assert len(mine) == 3
+    ours = [r for r in sent if r.detail.get("kind") == "test"]
+    assert len(ours) == 3  # the sign-in link is about no case, so it is not among them
+    assert all(r.detail["recipient"] == "camhs.rep@kestrelford.example.org" for r in ours)
+    assert all("SECRET BODY TEXT" not in str(r.detail) and "About a child" not in str(r.detail) for r in ours)
+
+
+# --- Immutability ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_event(session_factory, clock) -> int:
+    with transaction(session_factory) as session:
+        event = audit.record(session, now=clock.now(), action="referral.viewed", record_type="referral", record_id=1)
+        session.flush()
+        return event.id
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        lambda i: update(AuditEvent).where(AuditEvent.id == i).values(action="nothing.happened"),
+        lambda i: update(AuditEvent).where(AuditEvent.id == i).values(actor_label="someone else"),
+        lambda i: update(AuditEvent).where(AuditEvent.id == i).values(ip_address="10.0.0.1"),
+        lambda i: delete(AuditEvent).where(AuditEvent.id == i),
+    ],
+    ids=["action", "actor", "ip", "delete"],
+)
+def test_the_database_refuses_to_change_or_delete_an_audit_row(session_factory, one_event, statement):
+    with pytest.raises(Exception) as refused:
+        with transaction(session_factory) as session:
+            session.execute(statement(one_event).execution_options(synchronize_session=False))
+    assert "audit events cannot be" in str(refused.value)
+    with session_factory() as session:
+        row = session.get(AuditEvent, one_event)
+        assert (row.action, row.actor_label, row.ip_address) == ("referral.viewed", "", None)
+
+
+def test_the_database_refuses_plain_sql_too(session_factory, one_event):
+    with pytest.raises(Exception, match="audit events cannot be"):
+        with transaction(session_factory) as session:
+            session.execute(text("DELETE FROM audit_event"))
+    with session_factory() as session:
+        assert session.get(AuditEvent, one_event) is not None
+
+
+def test_the_orm_refuses_to_change_or_delete_an_audit_row(session_factory, one_event):
+    with pytest.raises(AuditImmutable):
+        with transaction(session_factory) as session:
+            session.get(AuditEvent, one_event).action = "nothing.happened"
+    with pytest.raises(AuditImmutable):
+        with transaction(session_factory) as session:
+            session.delete(session.get(AuditEvent, one_event))
+    with session_factory() as session:
+        assert session.get(AuditEvent, one_event).action == "referral.viewed"
+
+
+def test_a_person_deleted_leaves_their_rows_with_the_label(session_factory, clock):
+    with transaction(session_factory) as session:
+        person = Person(name="Gone Soon", email="gone@example.org", organisation="", job_title="")
+        session.add(person)
+        session.flush()
+        event = audit.record(
+            session, now=clock.now(), action="referral.viewed", actor_person_id=person.id, actor_label=person.email
+        )
+        session.flush()
+        event_id = event.id
+    with transaction(session_factory) as session:
+        session.execute(delete(Person).where(Person.email == "gone@example.org"))
+    with session_factory() as session:
+        row = session.get(AuditEvent, event_id)
+        assert (row.actor_person_id, row.actor_label) == (None, "gone@example.org")
