@@ -23,7 +23,7 @@ from tests.hostile.conftest import EIP_NORTH, REFERRER, still_serving
 from tests.web.test_api import VALID
 
 BOUNDED = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 
 # Text a person, or an attacker, might send: control characters, NUL, lone surrogates, right-to-left
