@@ -43,6 +43,7 @@ from web.routers import (
     triage,
 )
 from web.routers.audit import router as audit_router
+from web.routers.data_protection import router as data_protection_router
 from web.routers.invitations import router as invitations_router
 from web.routers.meetings import router as meetings_router
 from web.security import API_PREFIX, CSRF_COOKIE, CsrfRefused, check_csrf, csrf_cookie_value, security_headers
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(meetings_router, include_in_schema=False)
     app.include_router(invitations_router, include_in_schema=False)
     app.include_router(audit_router, include_in_schema=False)
+    app.include_router(data_protection_router, include_in_schema=False)
     for router in (meeting_room.router, minutes.router, actions.router, contributions.router, tas.router):
         app.include_router(router, include_in_schema=False)
     if settings.uses_mail_catcher:

@@ -18,6 +18,7 @@ from caseconf.errors import Forbidden, Invalid
 from caseconf.settings import Settings
 from meetings import documents
 from meetings.access import Principal, access_referral, can_on_referral
+from meetings.consent import may_download
 from meetings.models import Referral
 from web.deps import DbSession, SignedIn, client_ip, current_principal, now_of, read_referral, render, settings_of
 from web.security import SAFE_METHODS
@@ -243,6 +244,8 @@ def download_document(request: Request, session: DbSession, principal: SignedIn,
         if document.referral_id is None:
             raise Forbidden("document.download")  # meeting packs are served with their meeting's rules
         access_referral(session, principal, document.referral_id, "download")
+        if not may_download(session, principal, document):
+            return render(request, "data_protection/document_withdrawn.html", status_code=410, document=document)
         path = documents.document_path(settings.documents_dir, document)
         if not path.is_file():
             raise RuntimeError(f"document {document.id} has no stored file")

@@ -23,6 +23,7 @@ from meetings.access import (
     invitation_for,
     require,
 )
+from meetings.consent import may_download
 from meetings.documents import document_path
 from meetings.models import AgendaItem, AgendaItemStatus, Meeting, MeetingStatus, Minute, Referral
 from notifications.papers_mail import queue_item_moved
@@ -232,6 +233,8 @@ def download_papers(request: Request, session: DbSession, viewer: SignedIn, meet
             pack = papers.current_pack(session, meeting, agency_id=agency_id) if agency_id else None
         if pack is None:
             return render(request, "meetings/no_papers.html", status_code=404, meeting=meeting)
+        if not may_download(session, viewer, pack):
+            return render(request, "data_protection/document_withdrawn.html", status_code=410, document=pack)
         path = document_path(settings.documents_dir, pack)
         if not path.is_file():
             raise RuntimeError(f"papers pack {pack.id} has no stored file")

@@ -12,6 +12,7 @@ from caseconf import audit
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from meetings import minutes
 from meetings.access import Principal, access_meeting, can_on_meeting
+from meetings.consent import may_download
 from meetings.documents import document_path
 from meetings.edits import EditConflict
 from meetings.models import CorrectionStatus, Meeting, MeetingStatus, MinutesStatus
@@ -236,6 +237,8 @@ def minutes_pdf(request: Request, session: DbSession, viewer: SignedIn, meeting_
         document = minutes.current_pdf(session, meeting, agency_id=agency_id) if agency_id != -1 else None
         if document is None:
             raise NotFound("minutes pdf")
+        if not may_download(session, viewer, document):
+            return render(request, "data_protection/document_withdrawn.html", status_code=410, document=document)
         path = document_path(settings_of(request).documents_dir, document)
         if not path.is_file():
             raise RuntimeError(f"minutes document {document.id} has no stored file")
