@@ -100,8 +100,9 @@ RULES: dict[str, frozenset[Role]] = {
     "invitations.view": frozenset({Role.agency_rep, Role.eip, Role.coordinator}),
     "meetings.manage": frozenset({Role.admin, Role.coordinator}),
     "audit.view": frozenset({Role.data_protection_officer, Role.admin}),
-    # The tracker lists only the actions each may see (can_on_action); the page is open to all who own some.
-    "actions.track": frozenset({Role.admin, Role.coordinator, Role.eip, Role.agency_rep, Role.school_referrer}),
+    # The tracker lists only the actions each may see (can_on_action); the page is open to all who may own some.
+    # An admin runs the system, not the cases: no actions (their wording may name a child).
+    "actions.track": frozenset({Role.coordinator, Role.eip, Role.agency_rep, Role.school_referrer}),
     "blockages.view": frozenset({Role.admin, Role.coordinator, Role.eip}),
     "concerns.add": frozenset({Role.school_referrer}),
 }
@@ -395,7 +396,6 @@ def can_on_action(principal: Principal | None, verb: str, action: Action) -> boo
         return may_update
     return (
         may_update
-        or Role.admin in principal.roles
         or (action.involves_school and place.school_id is not None and place.school_id in principal.school_ids)
     )
 

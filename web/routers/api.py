@@ -45,7 +45,7 @@ from caseconf.db import transaction
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from flows.triggers import request_delivery
 from meetings import referrals
-from meetings.access import Principal, access_referral, can, can_on_referral, principal_for
+from meetings.access import Principal, access_referral, can, can_on_referral, case_view, principal_for
 from meetings.models import Referral, ReferralStatus
 from meetings.referral_form import PAGES, PAGES_BY_KEY, YES_NO, Field, Page
 from meetings.referral_rules import LABELS
@@ -613,6 +613,8 @@ def read_referral(request: Request, session: DbSession, caller: Caller, referenc
         try:
             referral_id = referrals.get_referral_by_reference(session, reference).id
             referral = access_referral(session, caller.principal, referral_id, "view")
+            if not case_view(caller.principal, referral).full:
+                raise Forbidden("referral.view")  # agencies read only their sections, on the portal
         except (NotFound, Forbidden):
             referral = None
         if referral is not None:

@@ -59,7 +59,8 @@ def _page(
     conflicts: dict[int, EditConflict] | None = None,
     done: int | None = None,
 ) -> Response:
-    meeting = access_meeting(session, viewer, meeting_id, "view")
+    # The page shows the listed cases: open to an invited agency only while its view of the meeting is.
+    meeting = access_meeting(session, viewer, meeting_id, "papers")
     agency = _agency_of(session, viewer, meeting)
     items = contributions.contributable_items(meeting)
     every = contributions.contributions_on(session, items)
