@@ -242,7 +242,11 @@ async def _bad_request(request: Request, exc: RequestValidationError) -> Respons
 async def _unexpected(request: Request, exc: Exception) -> Response:
     reference = secrets.token_hex(4).upper()
     log.exception("Unexpected error %s on %s %s", reference, request.method, request.url.path)
-    response = render(request, "errors/problem.html", status_code=500, reference=reference)
+    if request.url.path.startswith(API_PREFIX):  # the API answers in JSON, even here
+        message = f"Something went wrong on our side. Nothing was saved. Quote reference {reference}."
+        response = JSONResponse({"errors": [{"field": None, "message": message}]}, status_code=500)
+    else:
+        response = render(request, "errors/problem.html", status_code=500, reference=reference)
     # This handler runs outside the middleware that adds these to every other response.
     response.headers.update(security_headers(request.url.path))
     return response
