@@ -434,3 +434,32 @@ def test_an_agency_reads_nothing_before_the_papers_go_out(app, session_factory, 
         sign_in(client, session_factory, COLUMNS["Rep"][0])
         assert client.get(f"/referrals/{referral_id}").status_code == 403
         assert client.get(f"/meetings/{meeting.id}/papers").status_code == 404  # none yet
+
+
+def test_an_agency_reads_nothing_more_once_consent_is_withdrawn(walker, session_factory, world):
+    rep = walker.client("Rep")
+    path = f"/referrals/{world['ids']['referral']}"
+    assert rep.get(path).status_code == 200
+    with transaction(session_factory) as session:
+        session.get(Referral, world["ids"]["referral"]).consent_withdrawn_at = PAPERS_OUT
+    refused = rep.get(path)
+    assert refused.status_code == 403 and world["child"] not in refused.text
+    assert walker.client("School").get(path).status_code == 200  # the school still follows its own
+
+
+def test_anything_the_policy_does_not_name_is_refused(world, session_factory):
+    from meetings.access import can, can_on_action, can_on_meeting, can_on_referral, principal_for
+
+    with session_factory() as session:
+        coordinator = principal_for(
+            session.scalar(select(Person).where(Person.email == COLUMNS["Coord"][0])), now=PAPERS_OUT
+        )
+        referral = session.get(Referral, world["ids"]["referral"])
+        meeting = session.get(Meeting, world["ids"]["meeting"])
+        action = session.get(Action, world["ids"]["action"])
+        assert can_on_referral(coordinator, "view", referral)  # so the refusals below are about the names
+        assert not can(coordinator, "referral.delete")
+        assert not can_on_referral(coordinator, "delete", referral)
+        assert not can_on_meeting(session, coordinator, "delete", meeting)
+        assert not can_on_action(coordinator, "delete", action)
+        assert not can(None, "home.view")
