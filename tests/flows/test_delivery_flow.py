@@ -97,6 +97,7 @@ def test_deployments_run_on_london_time():
         "deliver-outbox": ("* * * * *", "Europe/London"),
         "read-inbox": ("* * * * *", "Europe/London"),
         "weekly-digest": ("0 7 * * 1", "Europe/London"),  # Monday morning, UK time, summer or winter
+        "retention": ("30 2 * * *", "Europe/London"),  # nightly, when no one is working
     }
     # Sweeps never overlap themselves: a slow run is not joined by the next one.
     assert all(by_name[name].concurrency_limit == 1 for name in crons if name != "weekly-digest")
