@@ -3,7 +3,7 @@ and their address; emails about a case are audited when the outbox delivers them
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +14,7 @@ from agencies.auth import find_person_by_email
 from agencies.models import Person, School
 from caseconf import audit
 from caseconf.audit import AuditEvent, AuditImmutable
+from caseconf.clock import FixedClock
 from caseconf.db import transaction
 from meetings import documents, referrals
 from meetings.demo import COORDINATOR, load_demo
@@ -23,12 +24,19 @@ from notifications.delivery import Sender, deliver_due
 from notifications.models import OutboundMessage
 from notifications.outbox import enqueue
 from tests.conftest import free_port
+from tests.referral_answers import VALID
 from tests.unit.test_document_types import make_pdf
 from tests.web.conftest import csrf_from, sign_in
 from web.app import create_app
 
 REFERRER = "dsl@alderbrook.example.org"
 IP = "127.0.0.1"
+
+
+@pytest.fixture
+def clock():
+    """Late in the autumn term: the demo has held clinics with actions, and the referral answers are current."""
+    return FixedClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -299,3 +307,26 @@ def test_a_person_deleted_leaves_their_rows_with_the_label(session_factory, cloc
     with session_factory() as session:
         row = session.get(AuditEvent, event_id)
         assert (row.actor_person_id, row.actor_label) == (None, "gone@example.org")
+
+
+def test_a_refused_form_with_no_row_of_its_own_writes_one_change_requested_row(client, session_factory, clock):
+    with transaction(session_factory) as session:
+        referrer = session.scalar(select(Person).where(Person.email == REFERRER))
+        school = session.scalar(select(School).where(School.urn == "900001"))
+        referral = referrals.start_referral(session, school_id=school.id, referrer_id=referrer.id, now=clock.now())
+        for key, answers in VALID.items():
+            referrals.save_page(
+                session, referral=referral, key=key, answers=answers, now=clock.now(), person_id=referrer.id
+            )
+        referrals.submit_referral(session, referral=referral, now=clock.now(), person_id=referrer.id)
+        referral_id = referral.id
+    sign_in(client, session_factory, "eip.north@kestrelford.example.org")
+    token = csrf_from(client.get(f"/triage/{referral_id}").text)
+    before = last_id(session_factory)
+    response = client.post(f"/triage/{referral_id}/request-information", data={"csrf_token": token, "question": ""})
+    assert response.status_code == 400
+    [row] = naming(rows_since(session_factory, before), "referral", referral_id)
+    assert (row.action, row.detail["method"], row.detail["status"]) == ("referral.change_requested", "POST", 400)
+    assert row.detail["verbs"] == ["triage"] and row.ip_address == IP
+    with session_factory() as session:
+        assert session.get(Referral, referral_id).status == ReferralStatus.submitted
