@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-# One @, a dot in the domain, no spaces; control characters are refused separately.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One @, a dot in the domain, no spaces, nothing that lists, names or quotes addresses ("a,b@x", "<b@x>");
+# control characters are refused separately.
+_ADDRESS_PART = r"[^@\s,;<>\"()\[\]\\:]+"
+EMAIL_PATTERN = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_EMAIL_LENGTH = 320
 

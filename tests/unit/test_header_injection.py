@@ -245,3 +245,14 @@ def test_ics_special_characters_are_escaped_and_read_back():
     assert "SUMMARY:Clinic a\\;b\\,c\\\\d" in content_lines(ics)
     (event,) = Calendar.from_ical(ics).walk("VEVENT")
     assert str(event["SUMMARY"]) == "Clinic a;b,c\\d"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["x,evil@example.com", "a@b.org;evil@example.com", "Name <evil@example.com>", '"a"@b.org', "a@b.org:25", "a@[1.2.3.4]"],
+)
+def test_an_address_that_lists_names_or_quotes_others_is_not_an_email_address(typed):
+    from caseconf.validation import is_email_address
+
+    assert not is_email_address(typed)
+    assert is_email_address("dsl@alderbrook.example.org")
