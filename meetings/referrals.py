@@ -389,6 +389,8 @@ def accept_and_list(
         raise Invalid({"meeting_id": "Choose a clinic that has not yet closed its agenda"})
     if choice.remaining <= 0:
         raise Invalid({"meeting_id": "That clinic is full: choose another"})
+    if referral.consent_withdrawn_at is not None:
+        raise Invalid({"meeting_id": "Consent to share was withdrawn, so this referral cannot go to the clinic"})
     change = _record_change(
         session,
         referral,

@@ -127,3 +127,14 @@ def test_it_cannot_be_put_back_on_an_agenda(session_factory, clinic, session):
         meeting = s.get(Meeting, clinic["next"])
         addable = agenda.addable_referrals(s, meeting, now=WITHDRAWN_AT)
     assert clinic["references"][0] not in [r.reference for r in addable]
+
+
+def test_triage_cannot_list_it_for_the_clinic_once_consent_is_withdrawn(session_factory, clinic, session):
+    from meetings import referrals
+
+    withdraw(session_factory, clinic)
+    with transaction(session_factory) as s, pytest.raises(Invalid) as refused:
+        referrals.accept_and_list(
+            s, referral=juniper(s, clinic), meeting_id=clinic["next"], now=WITHDRAWN_AT, person_id=1
+        )
+    assert "Consent to share was withdrawn" in str(refused.value.problems)
