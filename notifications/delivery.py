@@ -77,6 +77,8 @@ def read_attachments(session: Session, message: OutboundMessage, storage_dir: Pa
         document = session.get(Document, int(entry["document_id"]))
         if document is None:
             raise ValueError(f"attachment document {entry['document_id']} no longer exists")
+        if document.withdrawn_at is not None:  # e.g. a pack withdrawn when consent was withdrawn
+            raise ValueError(f"attachment {entry.get('filename')!r} has been withdrawn")
         try:
             data = document_path(storage_dir, document).read_bytes()
         except OSError as exc:

@@ -138,3 +138,25 @@ def test_triage_cannot_list_it_for_the_clinic_once_consent_is_withdrawn(session_
             s, referral=juniper(s, clinic), meeting_id=clinic["next"], now=WITHDRAWN_AT, person_id=1
         )
     assert "Consent to share was withdrawn" in str(refused.value.problems)
+
+
+def test_a_papers_email_still_queued_does_not_carry_the_withdrawn_pack_to_an_agency(
+    session_factory, settings, clinic, session, tmp_path
+):
+    from notifications.catcher import read_maildir
+    from tests.integration.test_papers import deliver_to_catcher
+
+    circulate(session_factory, settings, clinic["meeting"])  # the police ask for the pack attached
+    withdraw(session_factory, clinic)  # before the delivery pass has sent it
+
+    report, maildir = deliver_to_catcher(session_factory, settings, tmp_path)
+
+    caught = [m for m in read_maildir(maildir) if m.subject.startswith("Papers")]
+    assert caught, "the papers emails without attachments still go"
+    assert all(not m.attachments() for m in caught), "a withdrawn pack was emailed to an agency"
+    police = session.scalar(
+        select(OutboundMessage).where(
+            OutboundMessage.recipient == "police.rep@kestrelford.example.org", OutboundMessage.kind == "papers"
+        )
+    )
+    assert police.status == OutboundStatus.failed and "withdrawn" in police.last_error
