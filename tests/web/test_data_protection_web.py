@@ -121,3 +121,16 @@ def test_the_school_withdraws_consent_and_the_agency_loses_the_papers(
         upload_id = upload.id
     refused = client.get(f"/documents/{upload_id}")
     assert refused.status_code == 410 and "This document has been withdrawn" in refused.text
+
+
+def test_a_subject_access_search_that_shows_children_is_audited_with_their_ids(client, session_factory, clock, session):
+    setup_demo(session_factory, clock)
+    child = session.scalar(select(Referral).where(Referral.reference == "VPHC-2026-0001")).child
+    sign_in(client, session_factory, DPO)
+    found = client.get(
+        "/data-protection/subject-access",
+        params={"surname": child.legal_surname, "date_of_birth": child.date_of_birth.isoformat()},
+    )
+    assert found.status_code == 200 and child.legal_first_name in found.text
+    rows = session.scalars(select(AuditEvent).where(AuditEvent.action == "child.listed")).all()
+    assert [(r.actor_label, r.detail["ids"]) for r in rows] == [(DPO, [str(child.id)])]

@@ -16,7 +16,17 @@ from meetings.access import Principal, access_referral, require
 from meetings.models import Referral, RetentionRun
 from meetings.retention import RetentionRules
 from notifications import consent_mail, retention, subject_access
-from web.deps import DbSession, SignedIn, client_ip, mail_context, now_of, read_referral, render, settings_of
+from web.deps import (
+    DbSession,
+    SignedIn,
+    client_ip,
+    mail_context,
+    note_listed,
+    now_of,
+    read_referral,
+    render,
+    settings_of,
+)
 from web.routers.documents import content_disposition
 
 router = APIRouter()
@@ -90,6 +100,8 @@ def subject_access_page(
             except Invalid as exc:
                 errors["surname"] = exc.problems["search"]
     counts = _referral_counts(session, [c.id for c in children or []])
+    if children:
+        note_listed(viewer, "child", [c.id for c in children])  # names and dates of birth shown
     return render(
         request,
         "data_protection/subject_access.html",
