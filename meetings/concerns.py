@@ -65,8 +65,8 @@ def check_concern(
     """The cleaned label, concern and ask; Invalid names every problem (field -> message)."""
     problems: dict[str, str] = {}
     label = " ".join((label or "").split())
-    concern = (concern or "").replace("\r\n", "\n").strip()
-    ask = (ask or "").replace("\r\n", "\n").strip()
+    concern = (concern or "").replace("\x00", "").replace("\r\n", "\n").strip()
+    ask = (ask or "").replace("\x00", "").replace("\r\n", "\n").strip()
     if not label:
         problems["label"] = "Enter the pupil's initials and year group, for example JB Year 8"
     elif len(label) > MAX_LABEL:

@@ -50,7 +50,7 @@ def _check(
     visible_to_agencies: list[str],
 ) -> tuple[str, list[str]]:
     problems: dict[str, str] = {}
-    body = (body or "").replace("\r\n", "\n").strip()
+    body = (body or "").replace("\x00", "").replace("\r\n", "\n").strip()
     if item.status != AgendaItemStatus.listed:
         problems["item"] = "This item is no longer on the agenda"
     elif item.kind not in CONTRIBUTABLE or (item.referral_id is not None and not may_circulate(item.referral)):

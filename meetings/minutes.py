@@ -577,7 +577,7 @@ def request_correction(
             raise Conflict(f"Corrections closed on {minute.corrections_until:%A %-d %B %Y}")
         raise Conflict("These minutes are not open for corrections")
     problems = {}
-    body = (body or "").strip()
+    body = (body or "").replace("\x00", "").strip()
     if not body:
         problems["body"] = "Enter the correction you are asking for"
     elif len(body) > MAX_CORRECTION:
@@ -666,7 +666,8 @@ def answer_correction(
         raise Conflict("This correction has already been answered")
     if minute.status != MinutesStatus.circulated:
         raise Conflict("These minutes are final: corrections can no longer be answered")
-    response = (response or "").strip()
+    response = (response or "").replace("\x00", "").strip()
+    text = None if text is None else text.replace("\x00", "")
     problems = {}
     if not accept and not response:
         problems["response"] = "Say why the correction is declined"

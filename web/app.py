@@ -55,6 +55,12 @@ MAX_FORM_BYTES = 2 * 1024 * 1024  # far more than any form's text; uploads have 
 UPLOAD_PATH = re.compile(r"/referrals/[0-9]+/documents")
 
 
+def _without_nul(value: object) -> object:
+    """Every value a page prints loses any NUL byte: a refused form shows again what was typed, and a NUL
+    in it must not reach the browser."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
 def _templates() -> Jinja2Templates:
     env = Environment(
         loader=ChoiceLoader(
@@ -64,6 +70,7 @@ def _templates() -> Jinja2Templates:
             ]
         ),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        finalize=_without_nul,
     )
     env.filters["london"] = london_text
     return Jinja2Templates(env=env)
