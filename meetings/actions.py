@@ -546,10 +546,10 @@ def csv_rows(session: Session, actions: list[Action], *, today: date) -> list[tu
         rows.append(
             (
                 f"ACT-{action.id}",
-                referral.reference or "" if referral is not None else "",
-                schools.get(school_id, ""),
-                action.owner_agency.name if action.owner_agency else "",
-                action.owner_person.name if action.owner_person else "",
+                _plain(referral.reference or "" if referral is not None else ""),
+                _plain(schools.get(school_id, "")),
+                _plain(action.owner_agency.name if action.owner_agency else ""),
+                _plain(action.owner_person.name if action.owner_person else ""),
                 _plain(action.description),
                 action.due_on.isoformat(),
                 STATUS_LABELS[ActionStatus(action.status)],
