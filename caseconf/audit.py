@@ -179,6 +179,8 @@ def flush_accesses(
     actor_label: str = "",
 ) -> list[AuditEvent]:
     """Write the request's notes: one row per record read or changed, one per kind of list shown."""
+    if status == 403:
+        return []  # refused: nothing was shown or changed, and the refusal has its own row
     kept = [row for row in collector.written if _kept(row)]
     merged: dict[tuple[str, str | None], Note] = {}
     verbs: dict[tuple[str, str | None], list[str]] = {}

@@ -448,3 +448,24 @@ def test_anything_the_policy_does_not_name_is_refused(world, session_factory):
         assert not can_on_meeting(session, coordinator, "delete", meeting)
         assert not can_on_action(coordinator, "delete", action)
         assert not can(None, "home.view")
+
+
+def test_a_refused_read_is_audited_as_refused_never_as_viewed(walker, session_factory, world, app):
+    """The referral's access log must not say someone viewed it when they were refused: the agency's API read
+    (its whole-referral answer is for full readers only) and the coordinator's consent page (only the school and
+    the area's EIP may withdraw consent) each pass the first check, then are refused."""
+    referral_id = str(world["ids"]["referral"])
+    with session_factory() as session:
+        before = session.scalar(select(func.max(AuditEvent.id)))
+    api = TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False)
+    token = world["tokens"][COLUMNS["Rep"][0]]
+    walker.clock.at = PAPERS_OUT
+    answer = api.get(f"/api/v1/referrals/{world['ids']['reference']}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 404
+    assert walker.client("Coord").get(f"/referrals/{referral_id}/consent/withdraw").status_code == 403
+    with session_factory() as session:
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.id > before)).all()
+        viewed = [(r.actor_label, r.action) for r in rows if r.record_id == referral_id]
+        refused = [r.action for r in rows if r.action in ("api.refused", "access.refused")]
+    assert viewed == [], "a refused read was logged as a view"
+    assert sorted(refused) == ["access.refused", "api.refused"]

@@ -611,10 +611,11 @@ def read_referral(request: Request, session: DbSession, caller: Caller, referenc
     not_found = "There is no referral with this reference that this token may see"
     with session.begin():
         try:
-            referral_id = referrals.get_referral_by_reference(session, reference).id
-            referral = access_referral(session, caller.principal, referral_id, "view")
-            if not case_view(caller.principal, referral).full:
+            found = referrals.get_referral_by_reference(session, reference)
+            view = case_view(caller.principal, found)
+            if view is None or not view.full:
                 raise Forbidden("referral.view")  # agencies read only their sections, on the portal
+            referral = access_referral(session, caller.principal, found.id, "view")
         except (NotFound, Forbidden):
             referral = None
         if referral is not None:
