@@ -304,3 +304,23 @@ def test_the_action_page_links_back_to_the_tracker_the_case_and_the_meeting(clie
     assert 'value="cancelled"' not in page
     meeting_link = f'href="/meetings/{meeting_id}"' in page
     assert meeting_link == (client.get(f"/meetings/{meeting_id}").status_code == 200)
+
+
+def test_an_admin_grant_does_not_widen_the_tracker_beyond_what_the_policy_lets_them_open(
+    client, session_factory, two_actions
+):
+    """An admin runs the system, not the cases (meetings.access: no actions). A CAMHS rep who is also an admin
+    sees their agency's actions, not every agency's: the tracker and its CSV list only actions they may open."""
+    from agencies.models import Role, RoleGrant
+
+    camhs_id, police_id = two_actions
+    with transaction(session_factory) as session:
+        rep = session.scalar(select(Person).where(Person.email == CAMHS))
+        session.add(RoleGrant(person_id=rep.id, role=Role.admin))
+    sign_in(client, session_factory, CAMHS)
+    assert client.get(f"/actions/{police_id}").status_code == 403  # the policy: not theirs to open
+    page = client.get("/actions?tab=all")
+    assert page.status_code == 200 and f"ACT-{camhs_id}" in page.text
+    assert f"ACT-{police_id}" not in page.text
+    rows = list(csv.reader(io.StringIO(client.get("/actions.csv?tab=all").text)))
+    assert {r[0] for r in rows[1:]} == {f"ACT-{camhs_id}"}
