@@ -25,12 +25,14 @@ from sqlalchemy import select
 from agencies.models import Agency, Person
 from caseconf.db import transaction
 from meetings import agenda, invitations
+from meetings.concerns import next_tas_meeting
 from meetings.demo import load_demo
 from meetings.demo_pupils import TAS_NAME
 from meetings.models import (
     Action,
     AgendaItem,
     AgendaItemKind,
+    AgendaItemStatus,
     Contribution,
     Decision,
     Meeting,
@@ -529,6 +531,36 @@ def test_pupil_of_concern_label_concern_and_ask(world):
         still_serving(world, school, "/tas")
     finally:
         school.__exit__(None, None, None)
+
+    # Listed on the next meeting's agenda at its cut-off, they are read by the invited agencies and the coordinator.
+    with transaction(world.session_factory) as session:
+        series = session.scalar(select(MeetingSeries).where(MeetingSeries.name == TAS_NAME))
+        meeting = next_tas_meeting(session, series, now=world.clock.now())
+        invitations.sync_invitations(session, meeting, now=world.clock.now())
+        agenda.freeze(session, meeting, now=meeting.cutoff_at)
+        meeting_id = meeting.id
+        listed = session.scalars(
+            select(AgendaItem).where(
+                AgendaItem.meeting_id == meeting_id,
+                AgendaItem.concern_id.is_not(None),
+                AgendaItem.status == AgendaItemStatus.listed,
+            )
+        ).all()
+    assert listed, "no pupil of concern was put on the agenda"
+    with world.session_factory() as session:
+        on_agenda = [session.get(PupilOfConcern, item.concern_id) for item in listed]
+        typed = [(c.label, c.concern, c.ask or "Not given") for c in on_agenda]
+    assert any("<" in label or "{" in label for label, _, _ in typed), typed  # the first payload labels fit
+    for email, path in ((HEALTH, f"/meetings/{meeting_id}/contributions"), (COORDINATOR, f"/meetings/{meeting_id}")):
+        with world.signed_in(email) as reader:
+            page = reader.get(path)
+            assert page.status_code == 200, (path, page.status_code)
+            assert_safe(page.text, path)
+            text = html.unescape(page.text)
+            for label, concern, ask in typed:
+                assert label in text, f"{path} does not show the label {label!r}"
+                if email == HEALTH:  # the agencies read the concern and the ask before the meeting
+                    assert concern in text and ask in text, f"{path} does not show {concern[:30]!r}, {ask[:30]!r}"
 
 
 # ---- actions: the action page, email replies, the CSV export -------------------------------------------------
