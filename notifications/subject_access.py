@@ -73,7 +73,7 @@ data.json holds every record below in full. Each CSV holds one kind of record, o
   agency_waits.csv       times their referral waited on an outside agency
   documents.csv          the documents uploaded with their referrals; the files are under files/
   emails.csv             emails sent about their referrals (who to, when, subject and text)
-  audit.csv              who saw, downloaded or changed their referrals and documents, and when
+  audit.csv              who saw, downloaded or changed their referrals, documents and actions, and when
 
 Redacted records show "Removed under the retention schedule" in place of what was removed.
 Documents whose files were deleted under the retention schedule are listed without a file.
@@ -161,6 +161,7 @@ def collect(session: Session, child_id: int) -> dict[str, list[dict[str, Any]]]:
             or_(
                 and_(AuditEvent.record_type == "referral", AuditEvent.record_id.in_([str(i) for i in referral_ids])),
                 and_(AuditEvent.record_type == "document", AuditEvent.record_id.in_(document_ids)),
+                and_(AuditEvent.record_type == "action", AuditEvent.record_id.in_([str(i) for i in action_ids])),
                 and_(AuditEvent.record_type == "child", AuditEvent.record_id == str(child.id)),
             )
         )

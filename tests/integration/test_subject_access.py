@@ -89,3 +89,19 @@ def test_an_unknown_child_is_refused(session_factory, settings, child, session):
         export_zip(s, 999999, now=NOW, storage_dir=settings.documents_dir)
     assert session.scalar(select(AuditEvent).where(AuditEvent.action == "subject_access.exported")) is None
     assert session.get(Child, child["id"]) is not None
+
+
+def test_the_audit_holds_who_saw_the_childs_actions_as_the_referrals_access_log_does(
+    session_factory, settings, child, session
+):
+    from meetings.models import Action
+
+    with transaction(session_factory) as s:
+        action_id = s.scalar(select(Action.id).where(Action.referral_id == child["referral"]).order_by(Action.id))
+        assert action_id, "the demo's closed referral has an action"
+        audit.record(s, now=NOW, action="action.viewed", actor_label="police.rep@kestrelford.example.org",
+                     record_type="action", record_id=action_id)  # fmt: skip
+        data = export_zip(s, child["id"], now=NOW, storage_dir=settings.documents_dir, actor_label="dpo@example.org")
+    records = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("data.json"))
+    seen = [(a["actor_label"], a["record_type"], a["record_id"]) for a in records["audit"]]
+    assert ("police.rep@kestrelford.example.org", "action", str(action_id)) in seen
