@@ -158,8 +158,13 @@ def agency_view_ends(meeting: Meeting) -> datetime:
 
 
 def agency_view_open(meeting: Meeting, now: datetime | None) -> bool:
-    """Until agency_view_ends; never for a cancelled meeting. (Papers exist only once circulated.)"""
-    return now is not None and meeting.status != MeetingStatus.cancelled and now <= agency_view_ends(meeting)
+    """From the papers' circulation until agency_view_ends; never for a cancelled meeting."""
+    return (
+        now is not None
+        and meeting.status != MeetingStatus.cancelled
+        and meeting.papers_sent_at is not None
+        and meeting.papers_sent_at <= now <= agency_view_ends(meeting)
+    )
 
 
 @dataclass(frozen=True)
@@ -195,12 +200,7 @@ def agency_listings(principal: Principal, referral: Referral) -> list[tuple[Meet
             Invitation.agency_id.in_(sorted(principal.agency_ids)),
         )
     ).all()
-    now = principal.now
-    return [
-        (meeting, group)
-        for meeting, group in rows
-        if meeting.papers_sent_at is not None and meeting.papers_sent_at <= now and agency_view_open(meeting, now)
-    ]
+    return [(meeting, group) for meeting, group in rows if agency_view_open(meeting, principal.now)]
 
 
 def case_view(principal: Principal | None, referral: Referral) -> CaseView | None:
@@ -280,7 +280,9 @@ def can_read_access_log(principal: Principal | None, referral: Referral) -> bool
 # minute: the live meeting room and the draft minutes (chair, minute-taker and those who run the clinic);
 # approve: the chair alone; contribute: an invited agency's rep before the meeting is held;
 # minutes: reading circulated minutes (those invited, and those who run it).
-MEETING_ACTIONS = ("view", "papers", "coordinate", "rsvp", "minute", "approve", "contribute", "minutes")
+# cases: the pages that show the listed cases (what agencies contributed); papers: the pack, which an invitee
+# may also ask for before it exists (and is told there is none yet).
+MEETING_ACTIONS = ("view", "papers", "cases", "coordinate", "rsvp", "minute", "approve", "contribute", "minutes")
 ROOM_CLOSED = frozenset({MeetingStatus.cancelled, MeetingStatus.minutes_circulated})
 BEFORE_THE_MEETING = frozenset({MeetingStatus.planned, MeetingStatus.agenda_frozen, MeetingStatus.papers_sent})
 
@@ -309,19 +311,23 @@ def can_on_meeting(session: Session, principal: Principal | None, action: str, m
         return meeting.chair_id == principal.person_id and meeting.status != MeetingStatus.cancelled
     invitation = invitation_for(session, meeting, principal.person_id)
     invited = invitation is not None
+    # Those invited read the cases, papers and minutes while the agency view is open: from the papers'
+    # circulation until the access window closes (a cancelled meeting's papers are withdrawn). A school invited
+    # to its own Team Around the School reads them as an agency does.
+    view_open = invited and agency_view_open(meeting, principal.now)
     if action == "contribute":
         return (
-            invitation is not None
+            view_open
             and invitation.agency_id is not None
             and meeting.status in BEFORE_THE_MEETING
             and meeting.started_at is None
         )
     if action == "rsvp":
         return invited and meeting.status != MeetingStatus.cancelled
-    if action in ("papers", "minutes"):
-        # Those invited read the papers and minutes while the agency view is open (a cancelled meeting's
-        # papers are withdrawn); a school invited to its own Team Around the School reads them as an agency.
-        return runs_it or (invited and agency_view_open(meeting, principal.now))
+    if action == "papers":
+        return runs_it or view_open or (invited and meeting.papers_sent_at is None)
+    if action in ("cases", "minutes"):
+        return runs_it or view_open
     return runs_it or invited  # view
 
 

@@ -96,3 +96,18 @@ def load_demo_invited(session_factory, now, *, on: date = date(2026, 11, 26)) ->
         meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == on))
         invites.send_invitations(session, meeting.id, now=now, mail=MAIL, organizer_name="Team")
         return meeting
+
+
+# The 3 December clinic's papers: its agenda frozen at the Monday cut-off and the papers out on Tuesday morning.
+PAPERS_SENT = datetime(2026, 12, 1, 9, 1, tzinfo=UTC)
+
+
+def send_papers(session_factory, settings, meeting_id: int) -> None:
+    from notifications.papers_mail import circulate_papers, freeze_meeting
+
+    mail = MailContext.from_settings(settings)
+    with transaction(session_factory) as session:
+        freeze_meeting(session, meeting_id, now=datetime(2026, 11, 30, 12, 1, tzinfo=UTC), mail=mail)
+    with transaction(session_factory) as session:
+        if not circulate_papers(session, meeting_id, now=PAPERS_SENT, mail=mail, storage_dir=settings.documents_dir):
+            raise AssertionError(f"meeting {meeting_id}'s papers did not go out")

@@ -13,7 +13,7 @@ import csv
 import html
 import io
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -45,7 +45,8 @@ from notifications import invites, minutes_mail
 from notifications.delivery import Sender, build_email
 from notifications.inbox import process_inbox, store_inbound
 from notifications.models import InboundMessage, OutboundMessage
-from tests.factories import MAIL
+from notifications.papers_mail import circulate_papers
+from tests.factories import MAIL, PAPERS_SENT, send_papers
 from tests.hostile.conftest import REFERRER, still_serving
 from tests.hostile.test_injection import PAYLOADS, _Recorder, listener_url, pdf_text  # noqa: F401 (a fixture)
 from tests.integration.actions_setup import APP
@@ -215,7 +216,9 @@ def post(client, url: str, data: dict, page: str | None = None):
 def contributions_stage(story: Story) -> list[tuple[str, int]]:
     if "contributions" in story.done:
         return story.kept_statuses["contributions"]
-    story.world.clock.at = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    # Agencies read the listed cases, and add what they know, once the papers are out (Tuesday morning).
+    send_papers(story.world.session_factory, story.world.settings, story.meeting_id)
+    story.world.clock.at = PAPERS_SENT + timedelta(hours=1)
     rep = story.client(CAMHS)
     url = f"/meetings/{story.meeting_id}/contributions"
     action = f"/meetings/{story.meeting_id}/items/{story.item_id}/contribution"
@@ -259,7 +262,6 @@ def room_stage(story: Story) -> dict[str, list[tuple[str, int]]]:
     with transaction(world.session_factory) as session:
         meeting = session.get(Meeting, story.meeting_id)
         invitations.sync_invitations(session, meeting, now=world.clock.now())
-        agenda.freeze(session, meeting, now=meeting.cutoff_at)
     world.clock.at = ON_THE_DAY
     coordinator = story.client(COORDINATOR)
     base = story.room
@@ -539,6 +541,11 @@ def test_pupil_of_concern_label_concern_and_ask(world):
         invitations.sync_invitations(session, meeting, now=world.clock.now())
         agenda.freeze(session, meeting, now=meeting.cutoff_at)
         meeting_id = meeting.id
+    with transaction(world.session_factory) as session:  # the agencies read the agenda once the papers are out
+        papers_at = max(world.clock.now(), session.get(Meeting, meeting_id).papers_due_at)
+        assert circulate_papers(session, meeting_id, now=papers_at, mail=MAIL, storage_dir=world.settings.documents_dir)
+    world.clock.at = papers_at + timedelta(minutes=5)
+    with world.session_factory() as session:
         listed = session.scalars(
             select(AgendaItem).where(
                 AgendaItem.meeting_id == meeting_id,

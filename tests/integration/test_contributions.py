@@ -17,17 +17,20 @@ from meetings.access import can_on_meeting, principal_for
 from meetings.edits import EditConflict
 from meetings.models import AgendaItem, AgendaItemStatus, Contribution, Meeting, MeetingStatus
 from meetings.papers import view_for
-from tests.factories import DEMO_MONDAY, load_demo_invited
+from tests.factories import DEMO_MONDAY, PAPERS_SENT, load_demo_invited, send_papers
 
 CLINIC = date(2026, 12, 3)
 NOW = DEMO_MONDAY
 
 
 @pytest.fixture
-def clinic(session_factory) -> dict:
+def clinic(session_factory, settings) -> dict:
     meeting = load_demo_invited(session_factory, NOW, on=CLINIC)
+    send_papers(session_factory, settings, meeting.id)  # agencies read the cases once the papers are out
     with session_factory() as session:
-        item = session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == meeting.id)).one()
+        item = session.scalars(
+            select(AgendaItem).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+        ).one()
         return {"meeting": meeting.id, "item": item.id}
 
 
@@ -148,11 +151,15 @@ def test_how_many_items_still_need_an_agency(session_factory, session, clinic):
 
 def test_only_an_invited_agency_may_contribute_and_only_before_the_meeting(session_factory, session, clinic):
     meeting = session.get(Meeting, clinic["meeting"])
-    invited = principal_for(rep(session, "CAMHS"))
-    not_invited = principal_for(rep(session, "LADO"))
-    coordinator = principal_for(session.scalar(select(Person).where(Person.email.like("clinic.coordinator@%"))))
+    after_papers = PAPERS_SENT + timedelta(hours=1)
+    invited = principal_for(rep(session, "CAMHS"), now=after_papers)
+    not_invited = principal_for(rep(session, "LADO"), now=after_papers)
+    coordinator = principal_for(
+        session.scalar(select(Person).where(Person.email.like("clinic.coordinator@%"))), now=after_papers
+    )
     assert Role.agency_rep in not_invited.roles
     assert can_on_meeting(session, invited, "contribute", meeting)
+    assert not can_on_meeting(session, principal_for(rep(session, "CAMHS"), now=NOW), "contribute", meeting)
     assert not can_on_meeting(session, not_invited, "contribute", meeting)
     assert not can_on_meeting(session, coordinator, "contribute", meeting)  # runs it: reads all, adds none
     meeting.started_at = meeting.starts_at - timedelta(minutes=5)

@@ -78,6 +78,7 @@ def held_meeting(session_factory) -> int:
         meeting.ended_at = ENDED
         meeting.confidentiality_read = True
         meeting.status = MeetingStatus.minutes_draft
+        meeting.papers_sent_at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
         for invitation in meeting.invitations:
             invitation.attendance = Attendance.present
         police_invite = next(i for i in meeting.invitations if i.person.email == POLICE)

@@ -417,8 +417,14 @@ def test_an_agency_reads_nothing_before_the_papers_go_out(app, session_factory, 
     clock.at = PAPERS_OUT
     with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=("10.9.0.1", 1)) as client:
         sign_in(client, session_factory, COLUMNS["Rep"][0])
-        assert client.get(f"/referrals/{referral_id}").status_code == 403
+        referral_page = client.get(f"/referrals/{referral_id}")
+        assert referral_page.status_code == 403
+        contributions = client.get(f"/meetings/{meeting.id}/contributions")
+        assert contributions.status_code == 403
         assert client.get(f"/meetings/{meeting.id}/papers").status_code == 404  # none yet
+        with session_factory() as session:
+            child = session.get(Referral, referral_id).child
+        assert child.legal_surname not in referral_page.text + contributions.text
 
 
 def test_an_agency_reads_nothing_more_once_consent_is_withdrawn(walker, session_factory, world):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +13,7 @@ from caseconf.db import transaction
 from meetings.demo import load_demo
 from meetings.models import Meeting
 from notifications import invites
-from tests.factories import DEMO_MONDAY, MAIL
+from tests.factories import DEMO_MONDAY, MAIL, PAPERS_SENT, send_papers
 from tests.web.conftest import latest_link, shot  # the `server` and `page` fixtures come from there too
 
 pytestmark = pytest.mark.browser
@@ -34,11 +34,13 @@ def sign_in_by_link(page, server, session_factory, email: str, next_path: str) -
     page.wait_for_url(f"{server}{next_path}")
 
 
-def test_an_agency_rep_adds_information_in_the_browser(server, page, session_factory):
+def test_an_agency_rep_adds_information_in_the_browser(server, page, session_factory, settings, clock):
     with transaction(session_factory) as session:
         meeting = session.scalar(select(Meeting).where(Meeting.meeting_date == date(2026, 12, 3)))
         invites.send_invitations(session, meeting.id, now=DEMO_MONDAY, mail=MAIL, organizer_name="Team")
         meeting_id = meeting.id
+    send_papers(session_factory, settings, meeting_id)  # agencies read the cases once the papers are out
+    clock.at = PAPERS_SENT + timedelta(hours=1)
     path = f"/meetings/{meeting_id}/contributions"
     sign_in_by_link(page, server, session_factory, "camhs.rep@kestrelford.example.org", path)
     page.get_by_role(

@@ -13,7 +13,7 @@ from agencies.models import Agency
 from caseconf.audit import AuditEvent
 from caseconf.clock import FixedClock
 from meetings.models import AgendaItem, Contribution, Meeting
-from tests.factories import DEMO_MONDAY, load_demo_invited
+from tests.factories import DEMO_MONDAY, PAPERS_SENT, load_demo_invited, send_papers
 from tests.web.conftest import csrf_from, sign_in
 
 CAMHS = "camhs.rep@kestrelford.example.org"
@@ -30,10 +30,14 @@ def clock():
 
 
 @pytest.fixture
-def clinic(session_factory, clock) -> dict:
+def clinic(session_factory, clock, settings) -> dict:
     meeting = load_demo_invited(session_factory, clock.now(), on=DECEMBER_CLINIC)
+    send_papers(session_factory, settings, meeting.id)  # agencies read the cases once the papers are out
+    clock.at = PAPERS_SENT + timedelta(hours=1)
     with session_factory() as session:
-        item = session.scalars(select(AgendaItem).where(AgendaItem.meeting_id == meeting.id)).one()
+        item = session.scalars(
+            select(AgendaItem).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+        ).one()
         return {"meeting": meeting.id, "item": item.id, "reference": item.referral.reference}
 
 

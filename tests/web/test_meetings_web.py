@@ -16,10 +16,8 @@ from caseconf.db import transaction
 from meetings import agenda
 from meetings.demo import COORDINATOR
 from meetings.models import AgendaItem, Invitation, Meeting, MeetingStatus, Referral
-from notifications.emails import MailContext
 from notifications.models import OutboundMessage
-from notifications.papers_mail import circulate_papers, freeze_meeting
-from tests.factories import DEMO_MONDAY, load_demo_series, make_submitted_referral
+from tests.factories import DEMO_MONDAY, load_demo_series, make_submitted_referral, send_papers
 from tests.web.conftest import csrf_from, sign_in
 
 CLINIC = date(2026, 12, 3)  # the demo lists Kofi's referral on this clinic
@@ -62,15 +60,6 @@ def listed(session, meeting_id) -> list[str]:
     return [i.referral.reference for i in agenda.listed_items(session.get(Meeting, meeting_id))]
 
 
-def send_papers(session_factory, settings, meeting_id):
-    mail = MailContext.from_settings(settings)
-    with transaction(session_factory) as session:
-        freeze_meeting(session, meeting_id, now=datetime(2026, 11, 30, 12, 1, tzinfo=UTC), mail=mail)
-    with transaction(session_factory) as session:
-        at = datetime(2026, 12, 1, 9, 1, tzinfo=UTC)
-        assert circulate_papers(session, meeting_id, now=at, mail=mail, storage_dir=settings.documents_dir)
-
-
 def test_coordinator_sees_upcoming_meetings_and_the_agenda_with_slots(client, session_factory, session, demo):
     sign_in(client, session_factory, COORDINATOR)
     page = client.get("/meetings")
@@ -104,7 +93,9 @@ def test_school_referrers_and_uninvited_reps_are_refused(client, session_factory
     assert client.get(f"/meetings/{demo}/papers").status_code == 403
 
 
-def test_an_invited_rep_downloads_their_agency_pack_and_it_is_audited(client, session_factory, session, settings, demo):
+def test_an_invited_rep_downloads_their_agency_pack_and_it_is_audited(
+    client, session_factory, session, settings, demo, clock
+):
     sign_in(client, session_factory, CAMHS_REP)
     page = client.get("/meetings")
     assert f'href="/meetings/{demo}"' in page.text
@@ -115,6 +106,9 @@ def test_an_invited_rep_downloads_their_agency_pack_and_it_is_audited(client, se
     assert before.status_code == 404 and "There are no papers for you yet" in before.text
 
     send_papers(session_factory, settings, demo)
+    clock.at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)  # the papers went at 09:01
+    client.cookies.clear()
+    sign_in(client, session_factory, CAMHS_REP)
     response = client.get(f"/meetings/{demo}/papers")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/pdf"

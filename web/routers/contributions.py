@@ -60,7 +60,7 @@ def _page(
     done: int | None = None,
 ) -> Response:
     # The page shows the listed cases: open to an invited agency only while its view of the meeting is.
-    meeting = access_meeting(session, viewer, meeting_id, "papers")
+    meeting = access_meeting(session, viewer, meeting_id, "cases")
     agency = _agency_of(session, viewer, meeting)
     items = contributions.contributable_items(meeting)
     every = contributions.contributions_on(session, items)
