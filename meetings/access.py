@@ -100,6 +100,9 @@ RULES: dict[str, frozenset[Role]] = {
     "invitations.view": frozenset({Role.agency_rep, Role.eip, Role.coordinator}),
     "meetings.manage": frozenset({Role.admin, Role.coordinator}),
     "audit.view": frozenset({Role.data_protection_officer, Role.admin}),
+    "retention.view": frozenset({Role.data_protection_officer, Role.admin}),  # reports name record ids only
+    # A subject access export holds every section of a child's records: the data protection officer's alone.
+    "subject_access.export": frozenset({Role.data_protection_officer}),
     # The tracker lists only the actions each may see (can_on_action); the page is open to all who may own some.
     # An admin runs the system, not the cases: no actions (their wording may name a child).
     "actions.track": frozenset({Role.coordinator, Role.eip, Role.agency_rep, Role.school_referrer}),

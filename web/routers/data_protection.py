@@ -37,7 +37,7 @@ router = APIRouter()
 
 @router.get("/data-protection")
 def data_protection(request: Request, session: DbSession, viewer: SignedIn) -> Response:
-    require(viewer, "audit.view")
+    require(viewer, "retention.view")
     settings = settings_of(request)
     rules = RetentionRules.from_settings(settings)
     periods = retention.describe(rules)
@@ -53,7 +53,7 @@ def data_protection(request: Request, session: DbSession, viewer: SignedIn) -> R
 
 @router.get("/data-protection/runs/{run_id}")
 def retention_run(request: Request, session: DbSession, viewer: SignedIn, run_id: int) -> Response:
-    require(viewer, "audit.view")
+    require(viewer, "retention.view")
     run = session.get(RetentionRun, run_id) if 0 < run_id < 2**31 else None
     if run is None:
         raise NotFound(f"retention run {run_id}")
@@ -81,7 +81,7 @@ def subject_access_page(
     date_of_birth: str = "",
     upn: str = "",
 ) -> Response:
-    require(viewer, "audit.view")
+    require(viewer, "subject_access.export")
     typed = {"surname": surname[:100], "date_of_birth": date_of_birth[:20], "upn": upn[:20]}
     errors: dict[str, str] = {}
     children = None
@@ -115,7 +115,7 @@ def subject_access_page(
 
 @router.post("/data-protection/subject-access/{child_id}")
 def subject_access_export(request: Request, session: DbSession, viewer: SignedIn, child_id: int) -> Response:
-    require(viewer, "audit.view")
+    require(viewer, "subject_access.export")
     with session.begin():
         data = subject_access.export_zip(
             session,
