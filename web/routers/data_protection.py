@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from meetings import consent
-from meetings.access import Principal, access_referral, require
+from meetings.access import Principal, access_referral, can, require
 from meetings.models import Referral, RetentionRun
 from meetings.retention import RetentionRules
 from notifications import consent_mail, retention, subject_access
@@ -48,6 +48,7 @@ def data_protection(request: Request, session: DbSession, viewer: SignedIn) -> R
         rules=[(rule, periods[rule.key]) for rule in retention.RULES],
         report_only=settings.retention_report_only,
         audit_log=retention.AUDIT_LOG_KEPT,
+        can_export=can(viewer, "subject_access.export"),
     )
 
 
