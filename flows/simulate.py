@@ -276,10 +276,17 @@ class Simulation:
                 self.log(moment, f"{name}: {self.describe_sweep(result)}")
             else:
                 result = flow(now=moment)
-                self.log(moment, f"{name}: {result} emails")
+                self.log(moment, f"{name}: {self.describe_other(result)}")
             self.totals[name] += 1
         self.mail_until(self.end)
         return self.totals
+
+    @staticmethod
+    def describe_other(result) -> str:
+        if isinstance(result, dict) and "dry_run" in result:  # the retention schedule
+            done = result["apply"]["done"] if result["apply"] else "none (report only)"
+            return f"{result['dry_run']['due']} records due, {done} redacted or deleted"
+        return f"{result} emails"
 
     def describe_sweep(self, result: dict) -> str:
         record = result.get("record", "meeting")

@@ -138,6 +138,7 @@ def test_a_fortnight_rehearsed_gives_frozen_agendas_papers_replies_and_a_quorum_
     assert unsent == 0 and totals["emails sent"] == len(keys)
     assert len(read_maildir(demo.maildir)) == len(keys)
     assert "Monday 23 November 2026" in text and "freeze-agendas" in text and "check-quorum" in text
+    assert re.search(r"02:30  retention: \d+ records due, \d+ redacted or deleted", text), text  # each night
     assert totals["meetings agenda frozen"] == 2 and totals["meetings papers sent"] == 2
 
 
