@@ -397,6 +397,29 @@ def _rule(key: str) -> Rule:
     return next(r for r in RULES if r.key == key)
 
 
+def apply_rule(
+    session: Session,
+    now: datetime,
+    rule: Rule,
+    planned_ids: list[int],
+    due_now: Callable[[], list[int]],
+    act: Callable[[int], dict | None],
+) -> dict[str, list[int]]:
+    """Act on each planned record that is still due (act returns None when there was nothing to do), auditing
+    each; the rest are skipped for the next run."""
+    still_due = set(due_now())
+    done, skipped = [], []
+    for record_id in planned_ids:
+        detail = act(record_id) if record_id in still_due else None
+        if detail is None:
+            skipped.append(record_id)
+            continue
+        audit_record(session, now, rule, record_id, **detail)
+        done.append(record_id)
+    session.flush()
+    return {"done": done, "skipped": skipped}
+
+
 def apply(
     session: Session, now: datetime, rules: RetentionRules, planned: dict[str, list[int]], *, storage_dir: Path
 ) -> dict[str, dict[str, list[int]]]:
@@ -405,20 +428,7 @@ def apply(
     results: dict[str, dict[str, list[int]]] = {}
 
     def run(key: str, due_now: Callable[[], list[int]], act: Callable[[int], dict | None]) -> None:
-        still_due = set(due_now())
-        done, skipped = [], []
-        for record_id in planned.get(key, []):
-            if record_id not in still_due:
-                skipped.append(record_id)
-                continue
-            detail = act(record_id)
-            if detail is None:
-                skipped.append(record_id)
-                continue
-            audit_record(session, now, _rule(key), record_id, **detail)
-            done.append(record_id)
-        session.flush()
-        results[key] = {"done": done, "skipped": skipped}
+        results[key] = apply_rule(session, now, _rule(key), planned.get(key, []), due_now, act)
 
     def referral(record_id: int) -> dict:
         row = session.get(Referral, record_id)

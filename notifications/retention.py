@@ -136,17 +136,14 @@ def apply(
     results = retention.apply(session, now, rules, planned, storage_dir=storage_dir)
     for key, (find, act) in MAIL_STEPS.items():
         rule = next(r for r in MAIL_RULES if r.key == key)
-        still_due = set(find(session, now, rules))
-        done, skipped = [], []
-        for record_id in planned.get(key, []):
-            if record_id not in still_due:
-                skipped.append(record_id)
-                continue
-            detail = act(session, record_id)
-            retention.audit_record(session, now, rule, record_id, **detail)
-            done.append(record_id)
-        session.flush()
-        results[key] = {"done": done, "skipped": skipped}
+        results[key] = retention.apply_rule(
+            session,
+            now,
+            rule,
+            planned.get(key, []),
+            lambda find=find: find(session, now, rules),
+            lambda record_id, act=act: act(session, record_id),
+        )
     return {
         "at": now.isoformat(),
         "settings": rules.as_dict(),
