@@ -6,6 +6,7 @@ import logging
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from caseconf.db import make_engine, make_session_factory, transaction
 from caseconf.errors import Conflict, Forbidden, NotFound
 from caseconf.paths import FRONTEND_DIR, frontend_installed
 from caseconf.settings import Settings
+from caseconf.validation import has_control_characters
 from web.deps import NotSignedIn, client_ip, flush_accesses, render, sign_in_url
 from web.routers import (
     actions,
@@ -99,6 +101,14 @@ def create_app(
 
     @app.middleware("http")
     async def headers_and_csrf_cookie(request: Request, call_next):
+        if has_control_characters(request.url.path + unquote(request.url.query)):
+            # No address of ours holds a NUL or a line break: refused before it reaches a handler or the database.
+            if request.url.path.startswith(API_PREFIX):
+                response = api.ApiProblem(400, [(None, "The address holds characters no address may hold")]).response()
+            else:
+                response = render(request, "errors/bad_request.html", status_code=400)
+            response.headers.update(security_headers(request.url.path))
+            return response
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_FORM_BYTES and not UPLOAD_PATH.fullmatch(request.url.path):
             # Only document uploads are big; any other body this large is refused before it is read.

@@ -351,6 +351,22 @@ def test_api_tokens_that_do_not_work_are_rate_limited(client, session_factory, c
     assert [e.detail["kind"] for e in actions(session_factory, "token.rate_limited")] == ["api"]
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["/api/v1/referrals/%00", "/api/v1/referrals?school=a%00b", "/referrals/1%0d%0aSet-Cookie:x", "/audit?person=%00"],
+)
+def test_an_address_holding_a_nul_or_line_break_is_refused_before_any_handler(client, session_factory, people, address):
+    sign_in(client, session_factory, people["admin"])
+    before = len(actions(session_factory, "access.refused"))
+    response = client.get(address)
+    assert response.status_code == 400
+    if address.startswith("/api/"):
+        assert response.json()["errors"][0]["message"].startswith("The address holds characters")
+    assert "Set-Cookie: x" not in str(response.headers) and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert len(actions(session_factory, "access.refused")) == before  # refused before any access check
+    assert client.get("/healthz").status_code == 200
+
+
 # --- Tokens: hashed at rest, expiring, single-use where meant to be --------------------------------------------
 
 
