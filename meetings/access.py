@@ -269,13 +269,27 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
 
 
 def can_read_access_log(principal: Principal | None, referral: Referral) -> bool:
-    """Who may read a referral's access log: the data protection officer, an admin, and the EIP for its area
-    once it has been submitted."""
+    """Who may read a referral's access log: the data protection officer, an admin, the EIP for its area once
+    it has been submitted, and the chair of a meeting that lists it."""
     if principal is None:
         return False
     if principal.roles & {Role.data_protection_officer, Role.admin}:
         return True
-    return referral.status != ReferralStatus.draft and referral.school.area_id in principal.area_ids
+    if referral.status != ReferralStatus.draft and referral.school.area_id in principal.area_ids:
+        return True
+    session = object_session(referral)
+    return session is not None and bool(
+        session.scalar(
+            select(AgendaItem.id)
+            .join(Meeting, Meeting.id == AgendaItem.meeting_id)
+            .where(
+                AgendaItem.referral_id == referral.id,
+                AgendaItem.status != AgendaItemStatus.removed,
+                Meeting.chair_id == principal.person_id,
+            )
+            .limit(1)
+        )
+    )
 
 
 # What each role may do to one meeting. The coordinator runs every clinic; an EIP those serving their

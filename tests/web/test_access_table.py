@@ -475,3 +475,13 @@ def test_a_refused_read_is_audited_as_refused_never_as_viewed(walker, session_fa
         refused = [r.action for r in rows if r.action in ("api.refused", "access.refused")]
     assert viewed == [], "a refused read was logged as a view"
     assert sorted(refused) == ["access.refused", "api.refused"]
+
+
+def test_the_chair_of_a_meeting_listing_it_reads_the_referrals_access_log(app, session_factory, world):
+    """eip.east chairs the 3 December clinic: not the referral's area, yet its chair (DESIGN.md section 6)."""
+    path = f"/referrals/{world['ids']['referral']}/access-log"
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=("10.8.0.1", 1)) as client:
+        sign_in(client, session_factory, "eip.east@kestrelford.example.org")
+        page = client.get(path)
+        assert page.status_code == 200 and world["marks"]["reference"] in page.text
+        assert client.get(f"/triage/{world['ids']['referral']}").status_code == 403  # the case is not theirs
