@@ -166,6 +166,43 @@ def _consent(referral: Referral) -> str:
     )
 
 
+def summary(referral: Referral, reasons: dict[str, str], on: date) -> list[tuple[str, str]]:
+    """What every invited agency reads of a referral (sections A to D and G to I of the sharing matrix), as
+    label and text pairs: the pack's page for the child, and an agency's page on the portal."""
+    child = referral.child
+    if child is None:
+        who = "Not given"
+    else:
+        known_as = f" (known as {child.preferred_name})" if child.preferred_name else ""
+        who = (
+            f"{child.legal_first_name} {child.legal_surname}{known_as}, "
+            f"aged {_age_on(child.date_of_birth, on)}, {child.year_group}"
+        )
+    reason_text = "; ".join([reasons.get(code, code) for code in referral.reasons] + [referral.reasons_other or ""])
+    sen = SEN_WORDS.get(referral.sen_status, referral.sen_status)
+    return [
+        ("Child", who),
+        ("School", referral.school.name),
+        ("Urgency", f"Priority: {referral.urgency_reason or ''}" if referral.urgency == "priority" else "Routine"),
+        ("Reasons", reason_text.strip("; ")),
+        ("What is happening", referral.what_is_happening or ""),
+        ("Strengths and what works", referral.strengths or ""),
+        (
+            "Attendance this year",
+            f"{referral.attendance_percent}%" if referral.attendance_percent is not None else "Not given",
+        ),
+        (
+            "Suspensions this year",
+            str(referral.suspensions_this_year) if referral.suspensions_this_year is not None else "Not given",
+        ),
+        ("SEN", f"{sen} ({referral.primary_need})" if referral.primary_need else sen),
+        ("Voice of the child", referral.voice_of_child or ""),
+        ("Voice of the parent or carer", referral.voice_of_parent or ""),
+        ("What the school asks the clinic for", referral.asks_of_clinic or ""),
+        ("Consent or lawful basis", _consent(referral)),
+    ]
+
+
 def _render(
     session: Session,
     meeting: Meeting,
@@ -211,10 +248,9 @@ def _render(
             by_item=by_item,
             concerns=concerns,
             item_label=item_label,
-            age_on=_age_on,
+            summary=lambda referral: summary(referral, reasons, meeting.meeting_date),
             facts=facts,
             consent=_consent,
-            sen_words=SEN_WORDS,
             rsvp_words=RSVP_WORDS,
             role_words=ROLE_WORDS,
         )

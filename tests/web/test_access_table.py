@@ -430,7 +430,10 @@ def test_an_agency_reads_nothing_before_the_papers_go_out(app, session_factory, 
 def test_an_agency_reads_nothing_more_once_consent_is_withdrawn(walker, session_factory, world):
     rep = walker.client("Rep")
     path = f"/referrals/{world['ids']['referral']}"
-    assert rep.get(path).status_code == 200
+    page = rep.get(path)
+    assert page.status_code == 200 and world["child"] in page.text
+    assert f'<a class="govuk-link" href="/meetings/{world["ids"]["meeting"]}">' in page.text and "&lt;a" not in page.text
+    assert "What is happening" in page.text and "Consent or lawful basis" in page.text  # what the pack shows
     with transaction(session_factory) as session:
         session.get(Referral, world["ids"]["referral"]).consent_withdrawn_at = PAPERS_OUT
     refused = rep.get(path)

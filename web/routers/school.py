@@ -29,7 +29,7 @@ from meetings.access import (
     require,
 )
 from meetings.models import Action, ActionStatus, AgendaItem, Decision, Referral, ReferralStatus
-from meetings.papers import facts
+from meetings.papers import facts, summary
 from meetings.referral_form import PAGES, Page, page_for
 from meetings.referral_rules import LABELS, OPEN_STATUSES, SCHOOL_TODO
 from notifications.emails import queue_referral_status, queue_referral_submitted
@@ -288,22 +288,21 @@ def referral_page(
 
 
 def _agency_page(request: Request, session: Session, viewer: Principal, referral, view: CaseView) -> Response:
-    """What an invited agency reads: the sections its sharing group may see, while its view is open."""
-    submitted_on = london_today(referral.submitted_at) if referral.submitted_at else london_today(now_of(request))
-    sent_with_this_form = set(referral.draft_answers or {}) >= {p.key for p in PAGES}
+    """What an invited agency reads: what its papers show of the child, while its view is open."""
     restricted = [
         (title, facts(getattr(referral, section)))
         for section, title in (("health", "Health and wellbeing"), ("community_safety", "Community safety"))
         if view.shows(section)
     ]
+    reasons = dict(referrals.reason_options(session))
     return render(
         request,
         "referrals/shared.html",
         referral=referral,
         child_name=child_name(referral),
         until=view.until,
-        meetings=[m for m, _ in agency_listings(viewer, referral)],
-        cards=answer_cards(session, referral, today=submitted_on, editable=False) if sent_with_this_form else [],
+        meetings=sorted((m for m, _ in agency_listings(viewer, referral)), key=lambda m: m.starts_at),
+        rows=summary(referral, reasons, london_today(now_of(request))),
         restricted=restricted,
     )
 
