@@ -321,6 +321,7 @@ def _hold(session: Session, meeting: Meeting, coordinator: Person) -> None:
     meeting.status = MeetingStatus.minutes_circulated
     meeting.agenda_frozen_at = steps[0][1]
     meeting.papers_sent_at = steps[1][1]
+    meeting.papers_version = 1  # its packs are built when first asked for (papers.ensure_packs)
     session.add(
         Minute(
             meeting_id=meeting.id,

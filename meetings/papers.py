@@ -33,6 +33,7 @@ from meetings.models import (
     Document,
     DocumentKind,
     Meeting,
+    MeetingStatus,
     PupilOfConcern,
     Referral,
     Visibility,
@@ -389,6 +390,20 @@ def build_and_store_packs(
         )
         for agency, data in per_view(agencies, lambda agency: view_for(agency, contributions), render)
     }
+
+
+def ensure_packs(session: Session, meeting: Meeting, *, now: datetime, storage_dir: Path) -> bool:
+    """Papers recorded as sent with no pack stored (the demo's held clinics): build and store them now, for the
+    agencies invited. True when they were built."""
+    if meeting.papers_sent_at is None or meeting.status == MeetingStatus.cancelled:
+        return False
+    if latest_document(session, meeting, kind=DocumentKind.papers_pack, agency_id=None) is not None:
+        return False
+    meeting.papers_version = max(meeting.papers_version, 1)
+    invited = {i.agency_id for i in meeting.invitations if i.cancelled_at is None and i.agency_id is not None}
+    agencies = list(session.scalars(select(Agency).where(Agency.id.in_(sorted(invited))))) if invited else []
+    build_and_store_packs(session, meeting, agencies=agencies, now=now, storage_dir=storage_dir)
+    return True
 
 
 def current_pack(session: Session, meeting: Meeting, *, agency_id: int | None) -> Document | None:

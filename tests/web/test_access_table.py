@@ -488,3 +488,13 @@ def test_the_chair_of_a_meeting_listing_it_reads_the_referrals_access_log(app, s
         page = client.get(path)
         assert page.status_code == 200 and world["marks"]["reference"] in page.text
         assert client.get(f"/triage/{world['ids']['referral']}").status_code == 403  # the case is not theirs
+
+
+def test_a_held_demo_clinic_has_papers_for_its_agencies(walker, world):
+    """The demo's held clinics were recorded without the papers sweep: their packs are built when first asked."""
+    held = world["ids"]["held"]
+    rep = walker.client("Rep").get(f"/meetings/{held}/papers")
+    assert rep.status_code == 200 and rep.headers["content-type"] == "application/pdf"
+    assert "-camhs.pdf" in rep.headers["content-disposition"]
+    full = walker.client("Coord").get(f"/meetings/{held}/papers")
+    assert full.status_code == 200 and "-camhs" not in full.headers["content-disposition"]

@@ -225,6 +225,7 @@ def download_papers(request: Request, session: DbSession, viewer: SignedIn, meet
     settings = settings_of(request)
     with session.begin():
         meeting = access_meeting(session, viewer, meeting_id, "papers")
+        papers.ensure_packs(session, meeting, now=now_of(request), storage_dir=settings.documents_dir)
         if can_on_meeting(session, viewer, "coordinate", meeting):
             pack = papers.current_pack(session, meeting, agency_id=None)
         else:
