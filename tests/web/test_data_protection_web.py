@@ -106,6 +106,9 @@ def test_the_school_withdraws_consent_and_the_agency_loses_the_papers(
     assert session.get(Document, ids["pack"]).withdrawn_at is not None
     again = client.get(f"/referrals/{ids['referral']}/consent/withdraw")
     assert "already been withdrawn" in again.text
+    school_page = client.get(f"/referrals/{ids['referral']}").text
+    assert "Consent to share was withdrawn" in school_page and "“Father withdrew consent by phone today.”" in school_page
+    assert f"/referrals/{ids['referral']}/consent/withdraw" not in school_page  # nothing more to withdraw
 
     # The coordinator still opens the withdrawn pack; a withdrawn upload is refused with a clear page.
     client.cookies.clear()
