@@ -28,7 +28,9 @@ MAIL_RULES = (
     Rule("received_emails", "Received emails: the raw message and subject", "redacted", "inbound_message"),
 )
 RULES = (*retention.RULES, *MAIL_RULES)
-AUDIT_LOG_KEPT = "kept: caseconf never deletes the audit log; how long to keep it is the data protection officer's call"
+AUDIT_LOG_KEPT = (
+    "The audit log is kept: the app never deletes it. How long to keep it is the data protection officer's decision."
+)
 
 
 def describe(rules: RetentionRules) -> dict[str, str]:
@@ -200,5 +202,5 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             line += f"; no longer due, left alone: {len(entry['skipped'])}"
         lines.append(line)
     if report.get("audit_log"):
-        lines.append(f"Audit log: {report['audit_log']}")
+        lines.append(report["audit_log"])
     return lines

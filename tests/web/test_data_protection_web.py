@@ -35,6 +35,8 @@ def test_the_dpo_sees_runs_and_reports_and_a_school_is_refused(client, session_f
     assert "6 years after the referral ended" in page.text
     run = client.get("/data-protection/runs/1")
     assert run.status_code == 200 and "Ended referrals" in run.text
+    assert "closed referrals redacted after 6 years" in run.text and "until age" not in run.text
+    assert "The audit log is kept: the app never deletes it." in run.text
     assert client.get("/data-protection/runs/999").status_code == 404
 
     client.cookies.clear()
