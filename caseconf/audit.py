@@ -96,6 +96,10 @@ class Note:
     actor_person_id: int | None
     actor_label: str
     ids: list[str] = field(default_factory=list)
+    # Read through another record (a referral listed on a meeting whose papers, minutes or cases were shown):
+    # how (`via`) and through which meeting. Such a note is written only if the response showed something.
+    via: str = ""
+    meeting_id: int | str | None = None
 
 
 @dataclass
@@ -139,6 +143,26 @@ def note_access(
         collector.notes.append(Note(record_type, str(record_id), verb, actor_person_id, actor_label))
 
 
+def note_read_via(
+    record_type: str,
+    record_ids: Sequence[int | str],
+    via: str,
+    *,
+    meeting_id: int | str | None = None,
+    actor_person_id: int | None = None,
+    actor_label: str = "",
+) -> None:
+    """Note that this request showed these records through another one: the referrals listed on a meeting whose
+    papers, minutes, contributions page or room were shown (`via` says which). Each gets a row of its own, so
+    the look appears on each referral's access log; none if the response showed nothing (a redirect, a 404)."""
+    collector = _collector.get()
+    if collector is not None:
+        for record_id in dict.fromkeys(str(i) for i in record_ids):
+            collector.notes.append(
+                Note(record_type, record_id, via, actor_person_id, actor_label, via=via, meeting_id=meeting_id)
+            )
+
+
 def note_listed(
     record_type: str,
     ids: list[int] | list[str],
@@ -165,6 +189,12 @@ def _covers(row: AuditEvent, record_type: str, record_id: str) -> bool:
     return named is not None and str(named) == record_id
 
 
+def shown(status: int | None) -> bool:
+    """Whether a response with this status showed a page or a file: a success, or a form shown again with its
+    problems (400, 409, 422). Not a redirect, a refusal, a 'not found' or a failure."""
+    return status is not None and (200 <= status < 300 or status in (400, 409, 422))
+
+
 def flush_accesses(
     session: Session,
     collector: AccessCollector,
@@ -184,26 +214,43 @@ def flush_accesses(
     kept = [row for row in collector.written if _kept(row)]
     merged: dict[tuple[str, str | None], Note] = {}
     verbs: dict[tuple[str, str | None], list[str]] = {}
+    direct: set[tuple[str, str | None]] = set()  # records looked at themselves, not only through a meeting
+    vias: dict[tuple[str, str | None], list[str]] = {}
     for note in collector.notes:
         key = (note.record_type, note.record_id)
         if key not in merged:
             merged[key] = Note(note.record_type, note.record_id, note.verb, note.actor_person_id, note.actor_label)
             verbs[key] = []
+            vias[key] = []
         if note.verb not in verbs[key]:
             verbs[key].append(note.verb)
+        if note.via:
+            if note.via not in vias[key]:
+                vias[key].append(note.via)
+            merged[key].meeting_id = merged[key].meeting_id or note.meeting_id
+        else:
+            direct.add(key)
         merged[key].ids.extend(i for i in note.ids if i not in merged[key].ids)
     rows = []
     reading = method.upper() in SAFE_METHODS
     for key, note in merged.items():
         if note.record_id is not None and any(_covers(row, note.record_type, note.record_id) for row in kept):
             continue  # the request's own row already names this record
+        if key not in direct and not shown(status):
+            continue  # seen only through a meeting, and the response showed nothing of it
         if note.record_id is None:
             action = f"{note.record_type}.listed"
+        elif key not in direct:
+            action = f"{note.record_type}.viewed"  # a read through the meeting's papers, minutes or room
         else:
             action = f"{note.record_type}.{'viewed' if reading else 'change_requested'}"
         detail: dict[str, Any] = {"method": method.upper(), "path": path, "status": status, "verbs": verbs[key]}
         if note.record_id is None:
             detail["ids"] = note.ids
+        if vias[key]:
+            detail["via"] = ", ".join(vias[key])
+            if note.meeting_id is not None:
+                detail["meeting_id"] = note.meeting_id
         if user_agent:
             detail["user_agent"] = user_agent[:300]
         rows.append(
@@ -220,7 +267,6 @@ def flush_accesses(
             )
         )
     return rows
-
 
 
 # --- Reading the log -----------------------------------------------------------------------------------

@@ -22,4 +22,10 @@ class Invalid(CaseconfError):
 
 
 class Forbidden(CaseconfError):
-    pass
+    """Not allowed. `record_type` and `record_id` name the record refused, when there is one, so that the
+    refusal's audit row appears on that record's access log."""
+
+    def __init__(self, message: str = "", *, record_type: str | None = None, record_id: int | str | None = None):
+        self.record_type = record_type
+        self.record_id = None if record_id is None else str(record_id)
+        super().__init__(message)

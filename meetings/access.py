@@ -263,7 +263,7 @@ def access_referral(session: Session, principal: Principal | None, referral_id: 
     if referral is None:
         raise NotFound(f"referral {referral_id}")
     if not can_on_referral(principal, action, referral):
-        raise Forbidden(f"referral.{action}")
+        raise Forbidden(f"referral.{action}", record_type="referral", record_id=referral.id)
     audit.note_access("referral", referral.id, action, **_actor(principal))
     return referral
 
@@ -356,9 +356,40 @@ def access_meeting(session: Session, principal: Principal | None, meeting_id: in
     if meeting is None:
         raise NotFound(f"meeting {meeting_id}")
     if not can_on_meeting(session, principal, action, meeting):
-        raise Forbidden(f"meeting.{action}")
+        raise Forbidden(f"meeting.{action}", record_type="meeting", record_id=meeting.id)
     audit.note_access("meeting", meeting.id, action, **_actor(principal))
+    if action in CASE_READS:
+        note_cases_read(session, principal, meeting, CASE_READS[action])
     return meeting
+
+
+# Meeting actions that show the listed cases, and how the look is named on each referral's access log. The
+# minutes page and PDF, and the live meeting room, are let at through "view" and call note_cases_read too.
+CASE_READS = {"papers": "papers", "cases": "contributions", "minutes": "minutes", "minute": "room"}
+
+
+def listed_referral_ids(session: Session, meeting_id: int) -> list[int]:
+    """The referrals on a meeting's agenda (not removed from it)."""
+    return list(
+        session.scalars(
+            select(AgendaItem.referral_id)
+            .where(
+                AgendaItem.meeting_id == meeting_id,
+                AgendaItem.referral_id.is_not(None),
+                AgendaItem.status != AgendaItemStatus.removed,
+            )
+            .order_by(AgendaItem.referral_id)
+            .distinct()
+        )
+    )
+
+
+def note_cases_read(session: Session, principal: Principal | None, meeting: Meeting, via: str) -> None:
+    """Note each referral listed on the meeting as read `via` its papers, contributions page, minutes or room,
+    so that the look appears on each one's access log (one row per referral per request)."""
+    audit.note_read_via(
+        "referral", listed_referral_ids(session, meeting.id), via, meeting_id=meeting.id, **_actor(principal)
+    )
 
 
 # What each may do to one action: its owner, their agency's reps, the chair of the meeting that agreed it,
@@ -431,6 +462,6 @@ def access_action(session: Session, principal: Principal | None, action_id: int,
     if action is None:
         raise NotFound(f"action {action_id}")
     if not can_on_action(principal, verb, action):
-        raise Forbidden(f"action.{verb}")
+        raise Forbidden(f"action.{verb}", record_type="action", record_id=action.id)
     audit.note_access("action", action.id, verb, **_actor(principal))
     return action

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from caseconf import audit
 from caseconf.errors import Invalid
 from caseconf.validation import has_control_characters, is_email_address
+from meetings.access import listed_referral_ids
+from meetings.models import Document, DocumentKind
 from notifications.models import OutboundMessage, OutboundStatus
 
 
@@ -102,12 +104,33 @@ def case_record(message: OutboundMessage) -> tuple[str, int] | None:
     return None
 
 
+def _referrals_in_attached_packs(session: Session, document_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """The referrals listed on the meetings whose papers packs are attached: {referral id: (pack, meeting)}."""
+    if not document_ids:
+        return {}
+    packs = session.execute(
+        select(Document.id, Document.meeting_id).where(
+            Document.id.in_(document_ids), Document.kind == DocumentKind.papers_pack, Document.meeting_id.is_not(None)
+        )
+    ).all()
+    found: dict[int, tuple[int, int]] = {}
+    for document_id, meeting_id in packs:
+        for referral_id in listed_referral_ids(session, meeting_id):
+            found.setdefault(referral_id, (document_id, meeting_id))
+    return found
+
+
 def audit_sent(session: Session, message: OutboundMessage, *, now: datetime) -> None:
-    """Record that an email about a case went to the mail server: the record and the recipient, never the body."""
+    """Record that an email about a case went to the mail server: the record and the recipient, never the body.
+    An attached papers pack speaks of every child listed at its meeting: each of those referrals gets an
+    'email.sent' row of its own too, so the email shows on its access log."""
     about = case_record(message)
     if about is None:
         return
     record_type, record_id = about
+    attached = [entry.get("document_id") for entry in message.attachments or []]
+    in_packs = _referrals_in_attached_packs(session, [i for i in attached if isinstance(i, int)])
+    common = {"recipient": message.recipient, "kind": message.kind, "message_id": message.message_id}
     audit.record(
         session,
         now=now,
@@ -115,10 +138,24 @@ def audit_sent(session: Session, message: OutboundMessage, *, now: datetime) -> 
         actor_label="outbox",
         record_type=record_type,
         record_id=record_id,
-        recipient=message.recipient,
-        kind=message.kind,
-        message_id=message.message_id,
+        **common,
         referral_id=message.referral_id,
         meeting_id=message.meeting_id,
-        attachments=[entry.get("document_id") for entry in message.attachments or []],
+        attachments=attached,
+        **({"referrals_in_attachments": sorted(in_packs)} if in_packs else {}),
     )
+    for referral_id, (document_id, meeting_id) in sorted(in_packs.items()):
+        if (record_type, record_id) == ("referral", referral_id):
+            continue  # the email's own row names it
+        audit.record(
+            session,
+            now=now,
+            action="email.sent",
+            actor_label="outbox",
+            record_type="referral",
+            record_id=referral_id,
+            **common,
+            via="attached papers",
+            meeting_id=meeting_id,
+            document_id=document_id,
+        )

@@ -224,6 +224,9 @@ async def _forbidden(request: Request, exc: Forbidden) -> Response:
             action="csrf.refused" if is_csrf else "access.refused",
             actor_person_id=principal.person_id if principal else None,
             actor_label=principal.email if principal else "",
+            # The record refused, when the access module named one: the refusal then shows on its access log.
+            record_type=getattr(exc, "record_type", None),
+            record_id=getattr(exc, "record_id", None),
             ip_address=client_ip(request),
             path=request.url.path,
             method=request.method,

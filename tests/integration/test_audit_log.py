@@ -3,7 +3,7 @@ and their address; emails about a case are audited when the outbox delivers them
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +18,7 @@ from caseconf.clock import FixedClock
 from caseconf.db import transaction
 from meetings import documents, referrals
 from meetings.demo import COORDINATOR, load_demo
-from meetings.models import Action, Meeting, Referral, ReferralStatus
+from meetings.models import Action, AgendaItem, Meeting, Referral, ReferralStatus
 from notifications.catcher import start_catcher
 from notifications.delivery import Sender, deliver_due
 from notifications.models import OutboundMessage
@@ -109,10 +109,11 @@ def test_a_refused_look_writes_no_read_row_only_the_refusal(client, session_fact
         )
     sign_in(client, session_factory, REFERRER)  # Alderbrook's referrer
     before = last_id(session_factory)
-    assert client.get(f"/referrals/{referral_id}").status_code in (403, 404)
+    assert client.get(f"/referrals/{referral_id}").status_code == 403
     rows = rows_since(session_factory, before)
-    assert naming(rows, "referral", referral_id) == []
-    assert [r.action for r in rows] in (["access.refused"], [])
+    # The refusal names the referral (so it shows on its access log); no read row is written.
+    assert [(r.action, r.record_type, r.record_id) for r in rows] == [("access.refused", "referral", str(referral_id))]
+    assert rows[0].actor_label == REFERRER and rows[0].detail["path"] == f"/referrals/{referral_id}"
 
 
 def test_a_document_download_writes_one_row(client, session_factory, clock):
@@ -330,3 +331,158 @@ def test_a_refused_form_with_no_row_of_its_own_writes_one_change_requested_row(c
     assert row.detail["verbs"] == ["triage"] and row.ip_address == IP
     with session_factory() as session:
         assert session.get(Referral, referral_id).status == ReferralStatus.submitted
+
+
+# --- Reads of a child's data through a meeting -----------------------------------------------------------
+
+CAMHS = "camhs.rep@kestrelford.example.org"
+
+
+@pytest.fixture
+def clinic(settings, session_factory):
+    """The demo's 3 December clinic with its papers out, read by CAMHS an hour later; the referral listed on
+    it, and a submitted referral that is not."""
+    from tests.factories import DEMO_MONDAY, PAPERS_SENT, load_demo_invited, send_papers
+
+    clock = FixedClock(DEMO_MONDAY)
+    meeting = load_demo_invited(session_factory, clock.now(), on=date(2026, 12, 3))
+    send_papers(session_factory, settings, meeting.id)
+    clock.at = PAPERS_SENT + timedelta(hours=1)
+    with session_factory() as session:
+        listed = session.scalars(
+            select(AgendaItem.referral_id).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+        ).all()
+        other = session.scalar(
+            select(Referral.id).where(Referral.status != ReferralStatus.draft, Referral.id.not_in(listed))
+        )
+    assert len(listed) == 1 and other, "the clinic lists one referral and the demo has another"
+    app = create_app(settings, session_factory=session_factory, clock=clock)
+    with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False, client=(IP, 50000)) as client:
+        client.headers["User-Agent"] = "audit-test-browser/1.0"
+        sign_in(client, session_factory, CAMHS)
+        yield {"client": client, "meeting": meeting.id, "listed": listed[0], "other": other, "clock": clock}
+
+
+def access_log_rows(session_factory, referral_id: int) -> list[AuditEvent]:
+    """What the referral's access log shows (the same filter as its page)."""
+    with session_factory() as session:
+        return audit.read_log(session, audit.LogFilters(records=(("referral", [str(referral_id)]),)))
+
+
+@pytest.mark.parametrize(
+    ("path", "via"),
+    [("/meetings/{id}/papers", "papers"), ("/meetings/{id}/contributions", "contributions")],
+)
+def test_a_reps_look_at_a_meetings_cases_is_on_the_listed_referrals_access_log(session_factory, clinic, path, via):
+    client = clinic["client"]
+    before = last_id(session_factory)
+    response = client.get(path.format(id=clinic["meeting"]))
+    assert response.status_code == 200
+    rows = rows_since(session_factory, before)
+    [row] = naming(rows, "referral", clinic["listed"])  # one row per referral per request
+    assert (row.action, row.actor_label, row.ip_address) == ("referral.viewed", CAMHS, IP)
+    assert row.detail["via"] == via and str(row.detail["meeting_id"]) == str(clinic["meeting"])
+    assert row.detail["path"] == path.format(id=clinic["meeting"]) and row.detail["status"] == 200
+    assert row.id in [r.id for r in access_log_rows(session_factory, clinic["listed"])]
+    assert naming(rows, "referral", clinic["other"]) == []  # not on that meeting: nothing on its log
+    assert [r for r in access_log_rows(session_factory, clinic["other"]) if r.id > before] == []
+
+
+def test_a_reps_minutes_read_is_on_the_listed_referrals_access_log(settings, session_factory, clinic):
+    from meetings import minutes
+    from meetings.models import Minute, MinutesStatus
+    from notifications import minutes_mail
+    from tests.factories import MAIL
+
+    ended = datetime(2026, 12, 3, 15, 30, tzinfo=UTC)
+    with transaction(session_factory) as session:
+        meeting = session.get(Meeting, clinic["meeting"])
+        meeting.started_at, meeting.ended_at = ended - timedelta(hours=2), ended
+        meeting.status = "minutes_draft"
+        session.add(Minute(meeting_id=meeting.id, status=MinutesStatus.draft, summary="Quorate."))
+        session.flush()
+        minutes.approve(session, meeting, person_id=meeting.chair_id, now=ended + timedelta(hours=1))
+        coordinator = find_person_by_email(session, COORDINATOR)
+        minutes_mail.circulate_minutes(
+            session, meeting, person_id=coordinator.id, now=ended + timedelta(days=1), mail=MAIL, storage_dir=settings.documents_dir
+        )
+    clinic["clock"].at = ended + timedelta(days=2)
+    client = clinic["client"]
+    sign_in(client, session_factory, CAMHS)  # a new day, a new sign-in
+    for path in (f"/meetings/{clinic['meeting']}/minutes", f"/meetings/{clinic['meeting']}/minutes.pdf"):
+        before = last_id(session_factory)
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        rows = rows_since(session_factory, before)
+        [row] = naming(rows, "referral", clinic["listed"])
+        assert (row.action, row.actor_label, row.detail["via"]) == ("referral.viewed", CAMHS, "minutes")
+        assert naming(rows, "referral", clinic["other"]) == []
+
+
+def test_a_meeting_page_that_shows_nothing_puts_nothing_on_the_referrals_log(session_factory, clinic):
+    """Asking for papers the rep has no pack of (a 404) reads no child's data."""
+    from meetings.models import Invitation
+
+    with transaction(session_factory) as session:
+        for invitation in session.scalars(select(Invitation).where(Invitation.meeting_id == clinic["meeting"])):
+            if invitation.person.email == CAMHS:
+                invitation.agency_id = None  # invited, but for no agency: no pack
+    before = last_id(session_factory)
+    response = clinic["client"].get(f"/meetings/{clinic['meeting']}/papers")
+    assert response.status_code in (403, 404)
+    assert naming(rows_since(session_factory, before), "referral", clinic["listed"]) == []
+
+
+def test_a_refused_meeting_or_action_names_the_record_refused(session_factory, clinic):
+    """A refusal carries the record, so a refused look at a child's action shows on its referral's log."""
+    from meetings.access import can_on_action, principal_for
+
+    with session_factory() as session:
+        rep = principal_for(find_person_by_email(session, CAMHS))
+        actions = session.scalars(select(Action).where(Action.referral_id.is_not(None)).order_by(Action.id))
+        action_id = next(a.id for a in actions if not can_on_action(rep, "view", a))
+        other_meeting = session.scalar(select(Meeting.id).where(Meeting.id != clinic["meeting"]).order_by(Meeting.id))
+    client = clinic["client"]
+    before = last_id(session_factory)
+    assert client.get(f"/actions/{action_id}").status_code == 403
+    assert client.get(f"/meetings/{other_meeting}/room").status_code == 403
+    rows = [(r.action, r.record_type, r.record_id) for r in rows_since(session_factory, before)]
+    assert rows == [("access.refused", "action", str(action_id)), ("access.refused", "meeting", str(other_meeting))]
+
+
+def test_an_email_carrying_the_papers_names_each_listed_referral(settings, session_factory, tmp_path):
+    """An agency that takes the pack as an attachment: the email shows on each listed referral's access log."""
+    from agencies.models import Agency
+    from tests.factories import DEMO_MONDAY, PAPERS_SENT, load_demo_invited, send_papers
+
+    meeting = load_demo_invited(session_factory, DEMO_MONDAY, on=date(2026, 12, 3))
+    with transaction(session_factory) as session:
+        session.scalar(select(Agency).where(Agency.code == "CAMHS")).attach_papers = True
+        listed = session.scalars(
+            select(AgendaItem.referral_id).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+        ).all()
+    send_papers(session_factory, settings, meeting.id)
+    port = free_port()
+    catcher = start_catcher(tmp_path / "mail", "127.0.0.1", port)
+    try:
+        sender = Sender(address="clinic@kestrelford.example.org", name="Kestrelford Inclusion Team")
+        before = last_id(session_factory)
+        deliver_due(
+            session_factory,
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            sender=sender,
+            now=lambda: PAPERS_SENT + timedelta(minutes=5),
+            storage_dir=settings.documents_dir,
+        )
+    finally:
+        catcher.stop()
+    sent = [r for r in rows_since(session_factory, before) if r.action == "email.sent"]
+    with_pack = [r for r in sent if r.record_type == "meeting" and r.detail.get("attachments")]
+    assert [r.detail["recipient"] for r in with_pack] == [CAMHS]
+    assert with_pack[0].detail["referrals_in_attachments"] == listed
+    [row] = naming(sent, "referral", listed[0])
+    assert (row.detail["recipient"], row.detail["via"]) == (CAMHS, "attached papers")
+    assert row.detail["message_id"] == with_pack[0].detail["message_id"]
+    assert row.id in [r.id for r in access_log_rows(session_factory, listed[0])]
+    without = [r for r in sent if r.record_type == "meeting" and not r.detail.get("attachments")]
+    assert without and all("referrals_in_attachments" not in r.detail for r in without)  # a link only

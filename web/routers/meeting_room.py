@@ -22,7 +22,7 @@ from caseconf.clock import london, london_today
 from caseconf.db import transaction
 from caseconf.errors import Conflict, Forbidden, Invalid
 from meetings import meeting_room
-from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral
+from meetings.access import Principal, access_meeting, can_on_meeting, can_on_referral, note_cases_read
 from meetings.edits import EditConflict
 from meetings.models import Meeting, MeetingStatus, Rsvp
 from notifications.papers_mail import queue_item_moved
@@ -182,7 +182,8 @@ def room(request: Request, session: DbSession, viewer: SignedIn, meeting_id: int
         # The room has closed for good: say so, and where the record of the meeting is now.
         return render(request, "meeting_room/over.html", meeting=meeting, series=meeting.series)
     if not can_on_meeting(session, viewer, "minute", meeting):
-        raise Forbidden("meeting.minute")
+        raise Forbidden("meeting.minute", record_type="meeting", record_id=meeting.id)
+    note_cases_read(session, viewer, meeting, "room")  # each listed referral's access log shows the look
     # The room shows case notes: who looked is recorded, as for a referral.
     with transaction(request.app.state.session_factory) as audit_session:
         audit.record(

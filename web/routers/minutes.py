@@ -11,7 +11,7 @@ from agencies.models import Person
 from caseconf import audit
 from caseconf.errors import Conflict, Forbidden, Invalid, NotFound
 from meetings import minutes
-from meetings.access import Principal, access_meeting, can_on_meeting
+from meetings.access import Principal, access_meeting, can_on_meeting, note_cases_read
 from meetings.consent import may_download
 from meetings.documents import document_path
 from meetings.edits import EditConflict
@@ -55,8 +55,9 @@ def _readable(session: Session, viewer: Principal, meeting_id: int) -> Meeting:
     minute = minutes.minute_of(session, meeting)
     if minute is None:
         _refuse_unless(can_on_meeting(session, viewer, "minute", meeting), "meeting.minutes")
-        return meeting
-    _refuse_unless(minutes.may_read(session, viewer, meeting, minute), "meeting.minutes")
+    else:
+        _refuse_unless(minutes.may_read(session, viewer, meeting, minute), "meeting.minutes")
+    note_cases_read(session, viewer, meeting, "minutes")  # the minutes speak of each listed child
     return meeting
 
 
