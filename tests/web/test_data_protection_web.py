@@ -58,9 +58,17 @@ def test_subject_access_search_and_export(client, session_factory, clock, sessio
         params={"surname": child.legal_surname, "date_of_birth": child.date_of_birth.isoformat()},
     )
     assert found.status_code == 200 and "1 child found" in found.text
+    assert "Papers packs and minutes that also covered other" in found.text
     export = client.post(f"/data-protection/subject-access/{child.id}", data={"csrf_token": csrf_from(found.text)})
     assert export.status_code == 200 and export.headers["content-type"] == "application/zip"
-    assert "README.txt" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    assert {"README.txt", "minutes.txt", "audit.csv"} <= set(archive.namelist())
+    referrals = archive.read("referrals.csv").decode()
+    assert referrals.startswith("Referral,Section,Field,Value") and ",Status,Closed" in referrals
+    assert archive.read("agency_waits.csv").decode().startswith("Referral,Agency,Waiting for")  # empty: its header
+    # The search page's own view of the child is in the audit, with who and from where.
+    assert "Saw the child in a search result" in archive.read("audit.csv").decode()
+    assert DPO in archive.read("audit.csv").decode()
     audited = session.scalar(select(AuditEvent).where(AuditEvent.action == "subject_access.exported"))
     assert audited.actor_label == DPO and audited.record_id == str(child.id)
     assert (
