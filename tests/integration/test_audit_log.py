@@ -350,7 +350,9 @@ def clinic(settings, session_factory):
     clock.at = PAPERS_SENT + timedelta(hours=1)
     with session_factory() as session:
         listed = session.scalars(
-            select(AgendaItem.referral_id).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+            select(AgendaItem.referral_id).where(
+                AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None)
+            )
         ).all()
         other = session.scalar(
             select(Referral.id).where(Referral.status != ReferralStatus.draft, Referral.id.not_in(listed))
@@ -404,7 +406,12 @@ def test_a_reps_minutes_read_is_on_the_listed_referrals_access_log(settings, ses
         minutes.approve(session, meeting, person_id=meeting.chair_id, now=ended + timedelta(hours=1))
         coordinator = find_person_by_email(session, COORDINATOR)
         minutes_mail.circulate_minutes(
-            session, meeting, person_id=coordinator.id, now=ended + timedelta(days=1), mail=MAIL, storage_dir=settings.documents_dir
+            session,
+            meeting,
+            person_id=coordinator.id,
+            now=ended + timedelta(days=1),
+            mail=MAIL,
+            storage_dir=settings.documents_dir,
         )
     clinic["clock"].at = ended + timedelta(days=2)
     client = clinic["client"]
@@ -459,7 +466,9 @@ def test_an_email_carrying_the_papers_names_each_listed_referral(settings, sessi
     with transaction(session_factory) as session:
         session.scalar(select(Agency).where(Agency.code == "CAMHS")).attach_papers = True
         listed = session.scalars(
-            select(AgendaItem.referral_id).where(AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None))
+            select(AgendaItem.referral_id).where(
+                AgendaItem.meeting_id == meeting.id, AgendaItem.referral_id.is_not(None)
+            )
         ).all()
     send_papers(session_factory, settings, meeting.id)
     port = free_port()

@@ -233,3 +233,78 @@ def test_no_route_changes_or_removes_audit_rows(app):
         methods = getattr(route, "methods", set()) or set()
         if "audit" in path or "access-log" in path:
             assert methods <= {"GET", "HEAD"}, (path, methods)
+
+
+def test_a_refused_access_log_is_on_the_referrals_access_log(client, session_factory, north_referral):
+    sign_in(client, session_factory, REP)
+    assert client.get(f"/referrals/{north_referral}/access-log").status_code == 403
+    sign_in(client, session_factory, DPO)
+    text = client.get(f"/referrals/{north_referral}/access-log").text
+    assert "access.refused" in text and "Refused: not allowed to see or do this" in text and REP in text
+
+
+def test_the_who_and_what_columns_say_who_and_what_in_plain_words(client, session_factory, north_referral):
+    with session_factory() as session:
+        from agencies.models import Person
+
+        eip = session.scalar(select(Person).where(Person.email == EIP_NORTH))
+        eip_id, eip_name = eip.id, eip.name
+    at = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+    # A person with no label snapshot (as consent withdrawal writes): their name and email, never "The system".
+    add_event(
+        session_factory,
+        at,
+        action="referral.consent_withdrawn",
+        actor_person_id=eip_id,
+        record_type="referral",
+        record_id=north_referral,
+    )
+    add_event(
+        session_factory,
+        at,
+        action="referral.change_requested",
+        actor_person_id=eip_id,
+        actor_label=EIP_NORTH,
+        record_type="referral",
+        record_id=north_referral,
+        method="POST",
+        path="/x",
+        status=400,
+    )
+    add_event(
+        session_factory,
+        at,
+        action="email.sent",
+        actor_label="outbox",
+        record_type="referral",
+        record_id=north_referral,
+        recipient="a@example.org",
+        via="attached papers",
+        meeting_id=7,
+    )
+    add_event(session_factory, at, action="retention.purged", record_type="referral", record_id=north_referral)
+    sign_in(client, session_factory, DPO)
+    text = client.get("/audit?from=2025-03-03&to=2025-03-03").text
+    rows = text.split("<tbody")[1].split("</tbody>")[0].split('<tr class="govuk-table__row">')[1:]
+    assert len(rows) == 4
+    withdrawal = next(r for r in rows if "referral.consent_withdrawn" in r)
+    assert eip_name in withdrawal and EIP_NORTH in withdrawal and "The system" not in withdrawal
+    assert "Recorded that consent was withdrawn" in withdrawal
+    refused = next(r for r in rows if "referral.change_requested" in r)
+    assert "Tried to change it (refused: the form had errors)" in refused and "POST /x (400)" in refused
+    emailed = next(r for r in rows if "email.sent" in r)
+    assert "The system" in emailed and "outbox" in emailed
+    assert "Email sent with the papers of meeting 7 attached" in emailed and "to a@example.org" in emailed
+    purged = next(r for r in rows if "retention.purged" in r)
+    assert "Retention: purged" in purged and "The system" in purged
+    # Each referral row links to that referral's access log (the DPO may read it, not the referral itself).
+    assert all(f'href="/referrals/{north_referral}/access-log"' in r for r in rows)
+    assert f'href="/referrals/{north_referral}"' not in text
+
+
+def test_the_admins_home_page_links_to_the_audit_log(client, session_factory, north_referral):
+    sign_in(client, session_factory, ADMIN)
+    home = client.get("/").text
+    assert 'href="/audit"' in home
+    assert 'href="/actions"' not in home  # an admin does not track cases' actions
+    assert client.get("/audit").status_code == 200
