@@ -286,7 +286,7 @@ def test_the_who_and_what_columns_say_who_and_what_in_plain_words(client, sessio
     sign_in(client, session_factory, DPO)
     text = client.get("/audit?from=2025-03-03&to=2025-03-03").text
     rows = text.split("<tbody")[1].split("</tbody>")[0].split('<tr class="govuk-table__row">')[1:]
-    assert len(rows) == 4
+    assert len(rows) == 4 and text.count('<tr class="govuk-table__row">') == 5  # and the heading row
     withdrawal = next(r for r in rows if "referral.consent_withdrawn" in r)
     assert eip_name in withdrawal and EIP_NORTH in withdrawal and "The system" not in withdrawal
     assert "Recorded that consent was withdrawn" in withdrawal
@@ -308,3 +308,44 @@ def test_the_admins_home_page_links_to_the_audit_log(client, session_factory, no
     assert 'href="/audit"' in home
     assert 'href="/actions"' not in home  # an admin does not track cases' actions
     assert client.get("/audit").status_code == 200
+
+
+@pytest.mark.browser
+def test_the_audit_tables_fit_the_page_on_a_desktop_and_a_phone(server, page, session_factory, clock):
+    """Long paths, browsers and addresses wrap: no sideways scrolling at 1280 or 375 pixels wide."""
+    from tests.web.conftest import latest_link, shot
+
+    with session_factory() as session:
+        referral_id = session.scalar(select(Referral.id).where(Referral.status != ReferralStatus.draft))
+    long_path = "/referrals/" + "0123456789" * 12 + "/documents/a-very-long-file-name-with-no-spaces-at-all.pdf"
+    browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) " + "Chrome/1234567890" * 6
+    for _ in range(3):
+        add_event(
+            session_factory,
+            clock.now(),
+            action="referral.change_requested",
+            actor_label="a.very.long.email.address.for.someone.at.an.agency@some-long-agency-domain.example.org",
+            record_type="referral",
+            record_id=referral_id,
+            method="POST",
+            path=long_path,
+            status=400,
+            user_agent=browser,
+            recipient="another.very.long.recipient.address.with.no.breaks@another-long-domain.example.org",
+        )
+    page.goto(f"{server}/audit")
+    page.get_by_label("Email address").fill(DPO)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    page.goto(latest_link(session_factory, DPO, base=server))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server}/audit")
+    for width, height in ((1280, 900), (375, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        for path in ("/audit", f"/referrals/{referral_id}/access-log"):
+            page.goto(f"{server}{path}")
+            assert page.locator("#events").is_visible()
+            assert page.get_by_text("Tried to change it (refused: the form had errors)").first.is_visible()
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= width, (path, width, scroll_width)
+            shot(page, f"{'audit' if path == '/audit' else 'access-log'}-{width}")
