@@ -154,7 +154,8 @@ def note_read_via(
 ) -> None:
     """Note that this request showed these records through another one: the referrals listed on a meeting whose
     papers, minutes, contributions page or room were shown (`via` says which). Each gets a row of its own, so
-    the look appears on each referral's access log; none if the response showed nothing (a redirect, a 404)."""
+    the look appears on each referral's access log; none if the response showed nothing (a redirect, a 404),
+    nor for a change answered without the page (a form post that succeeded, an autosave)."""
     collector = _collector.get()
     if collector is not None:
         for record_id in dict.fromkeys(str(i) for i in record_ids):
@@ -236,8 +237,10 @@ def flush_accesses(
     for key, note in merged.items():
         if note.record_id is not None and any(_covers(row, note.record_type, note.record_id) for row in kept):
             continue  # the request's own row already names this record
-        if key not in direct and not shown(status):
-            continue  # seen only through a meeting, and the response showed nothing of it
+        if key not in direct and not (shown(status) and (reading or status >= 400)):
+            # Seen only through a meeting, and the response showed nothing of it (a redirect, a 404), or it
+            # was a change that did not show the page again (an autosave in the meeting room).
+            continue
         if note.record_id is None:
             action = f"{note.record_type}.listed"
         elif key not in direct:

@@ -495,3 +495,42 @@ def test_an_email_carrying_the_papers_names_each_listed_referral(settings, sessi
     assert row.id in [r.id for r in access_log_rows(session_factory, listed[0])]
     without = [r for r in sent if r.record_type == "meeting" and not r.detail.get("attachments")]
     assert without and all("referrals_in_attachments" not in r.detail for r in without)  # a link only
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "written"),
+    [
+        ("GET", 200, True),
+        ("GET", 303, False),
+        ("GET", 404, False),
+        ("POST", 200, False),
+        ("POST", 303, False),
+        ("POST", 400, True),
+    ],
+)
+def test_a_read_through_a_meeting_is_written_only_when_the_response_showed_the_cases(
+    session_factory, clock, method, status, written
+):
+    """A page or file shown (or a form shown again with its problems) is a look; a redirect, a 'not found' or
+    an autosave in the meeting room is not."""
+    collector, token = audit.start_collecting(ip_address=IP, method=method, path="/meetings/4/room")
+    try:
+        audit.note_access("meeting", 4, "minute", actor_person_id=None, actor_label="chair@example.org")
+        audit.note_read_via("referral", [7, 8, 7], "room", meeting_id=4, actor_label="chair@example.org")
+    finally:
+        audit.stop_collecting(token)
+    with transaction(session_factory) as session:
+        rows = audit.flush_accesses(
+            session,
+            collector,
+            now=clock.now(),
+            method=method,
+            path="/meetings/4/room",
+            status=status,
+            ip_address=IP,
+            user_agent="ua",
+        )
+        found = [(r.action, r.record_type, r.record_id, r.detail.get("via"), r.detail.get("meeting_id")) for r in rows]
+    via_rows = [("referral.viewed", "referral", i, "room", 4) for i in ("7", "8")]
+    assert [f for f in found if f[1] == "referral"] == (via_rows if written else [])
+    assert [f[1] for f in found if f[1] == "meeting"] == ["meeting"]  # the meeting itself, as before
