@@ -498,3 +498,13 @@ def test_a_held_demo_clinic_has_papers_for_its_agencies(walker, world):
     assert "-camhs.pdf" in rep.headers["content-disposition"]
     full = walker.client("Coord").get(f"/meetings/{held}/papers")
     assert full.status_code == 200 and "-camhs" not in full.headers["content-disposition"]
+
+
+def test_a_refused_minutes_read_is_audited_against_its_meeting(walker, session_factory, world):
+    held = world["ids"]["held"]
+    assert walker.client("Rep-late").get(f"/meetings/{held}/minutes").status_code == 403
+    with session_factory() as session:
+        refused = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "access.refused").order_by(AuditEvent.id.desc())
+        ).first()
+    assert (refused.record_type, refused.record_id) == ("meeting", str(held))

@@ -45,18 +45,18 @@ CONFIRM = {
 }
 
 
-def _refuse_unless(allowed: bool, what: str) -> None:
+def _refuse_unless(allowed: bool, what: str, meeting: Meeting) -> None:
     if not allowed:
-        raise Forbidden(what)
+        raise Forbidden(what, record_type="meeting", record_id=meeting.id)
 
 
 def _readable(session: Session, viewer: Principal, meeting_id: int) -> Meeting:
     meeting = access_meeting(session, viewer, meeting_id, "view")
     minute = minutes.minute_of(session, meeting)
     if minute is None:
-        _refuse_unless(can_on_meeting(session, viewer, "minute", meeting), "meeting.minutes")
+        _refuse_unless(can_on_meeting(session, viewer, "minute", meeting), "meeting.minutes", meeting)
     else:
-        _refuse_unless(minutes.may_read(session, viewer, meeting, minute), "meeting.minutes")
+        _refuse_unless(minutes.may_read(session, viewer, meeting, minute), "meeting.minutes", meeting)
     note_cases_read(session, viewer, meeting, "minutes")  # the minutes speak of each listed child
     return meeting
 
@@ -173,11 +173,12 @@ def confirm_page(request: Request, session: DbSession, viewer: SignedIn, meeting
     may = _may(session, viewer, meeting, step)
     # Those who may read the minutes are told why they cannot take the step, and who can; others are refused.
     _refuse_unless(
-        may or minutes.may_read(session, viewer, meeting, minutes.minute_of(session, meeting)), f"minutes.{step}"
+        may or minutes.may_read(session, viewer, meeting, minutes.minute_of(session, meeting)),
+        f"minutes.{step}",
+        meeting,
     )
     blocked = why_not(session, viewer, meeting, step)
-    if not may and not blocked:
-        raise Forbidden(f"minutes.{step}")
+    _refuse_unless(may or bool(blocked), f"minutes.{step}", meeting)
     return _confirm_page(request, meeting, step, blocked=blocked)
 
 
@@ -189,7 +190,7 @@ def confirm(request: Request, session: DbSession, viewer: SignedIn, meeting_id: 
     try:
         with session.begin():
             meeting = access_meeting(session, viewer, meeting_id, "view")
-            _refuse_unless(_may(session, viewer, meeting, step), f"minutes.{step}")
+            _refuse_unless(_may(session, viewer, meeting, step), f"minutes.{step}", meeting)
             if step == "approve":
                 minutes.approve(session, meeting, person_id=viewer.person_id, now=now)
             else:
@@ -279,7 +280,7 @@ def _correction_form(
 
 def _correctable(session: Session, viewer: Principal, meeting_id: int, now) -> Meeting:
     meeting = access_meeting(session, viewer, meeting_id, "view")
-    _refuse_unless(minutes.may_correct(session, viewer, meeting), "minutes.correct")
+    _refuse_unless(minutes.may_correct(session, viewer, meeting), "minutes.correct", meeting)
     if not minutes.open_for_corrections(minutes.minute_of(session, meeting), now):
         raise Conflict("These minutes are not open for corrections")
     return meeting
@@ -357,7 +358,7 @@ def _person_name(session: Session, person_id: int) -> str:
 
 def _answerable(session: Session, viewer: Principal, meeting_id: int, correction_id: int):
     meeting = access_meeting(session, viewer, meeting_id, "view")
-    _refuse_unless(meeting.chair_id == viewer.person_id, "minutes.answer_correction")
+    _refuse_unless(meeting.chair_id == viewer.person_id, "minutes.answer_correction", meeting)
     correction = minutes.correction_of(session, meeting, correction_id)
     return meeting, correction
 
