@@ -186,6 +186,15 @@ def cmd_demo(settings: Settings, args) -> int:
             return 0
         report = load_demo(session, now=SystemClock().now(), team_around_school=True)
     print(f"Demo data loaded: {report}")
+    # The coming weeks' invitations go out now, not at the scheduler's first quarter hour, so invited agencies
+    # find their meetings as soon as they sign in.
+    from flows.clinic import due_now, sweep_record
+
+    now = SystemClock().now()
+    meetings = due_now("send-invitations", now)
+    for meeting_id in meetings:
+        sweep_record.fn("send-invitations", "meeting", meeting_id, now)
+    print(f"Invitations queued for {len(meetings)} coming meetings.")
     return 0
 
 
